@@ -1,0 +1,40 @@
+"""sb3-transfer: transfer learning for Stable-Baselines3 DQN and QR-DQN agents."""
+
+import os
+
+from sb3_transfer.adapt import load_and_adapt
+from sb3_transfer.adapters import InputAdapter, ModuleExtractor
+from sb3_transfer.errors import (
+    IncompatibleSpaceError,
+    InvalidSourceError,
+    SourceNotFoundError,
+    StrictTransferError,
+    TransferConfigError,
+    TransferError,
+    UnsafeSourceError,
+    UnsupportedSourceError,
+)
+from sb3_transfer.sources import SourceNetwork, read_source
+from sb3_transfer.transplant import TransferReport, TransferRow, transplant
+
+with open(os.path.join(os.path.dirname(__file__), "version.txt")) as file_handler:
+    __version__ = file_handler.read().strip()
+
+__all__ = [
+    "IncompatibleSpaceError",
+    "InputAdapter",
+    "InvalidSourceError",
+    "ModuleExtractor",
+    "SourceNetwork",
+    "SourceNotFoundError",
+    "StrictTransferError",
+    "TransferConfigError",
+    "TransferError",
+    "TransferReport",
+    "TransferRow",
+    "UnsafeSourceError",
+    "UnsupportedSourceError",
+    "load_and_adapt",
+    "read_source",
+    "transplant",
+]

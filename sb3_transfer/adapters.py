@@ -1,0 +1,203 @@
+"""Adapting pretrained layers to a new task: input adapters, conv channel changes, action-head remapping."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space, preprocess_obs
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+from torch import nn
+
+from sb3_transfer.errors import InvalidSourceError
+
+
+class InputAdapter(BaseFeaturesExtractor):
+    """
+    A linear adapter in front of a pretrained features extractor, for a target task whose (flattened) observation
+    size differs from the source's.
+
+    The adapter is initialised to the identity on the first ``min(n_obs, adapted_dim)`` inputs and to zero
+    elsewhere, bias zero: at the start the pretrained layers see exactly the inputs they were trained on (where the
+    two tasks share them), and the new inputs start with no influence instead of random noise; their weights still
+    get gradients and are learned.
+
+    :param observation_space: The target task's observation space.
+    :param adapted_dim: The input size the pretrained layers expect.
+    :param extractor_class: The features extractor applied after the adapter.
+    :param extractor_kwargs: Keyword arguments for ``extractor_class``.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        adapted_dim: int,
+        extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        extractor_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        n_obs = get_flattened_obs_dim(observation_space)
+        inner_space = spaces.Box(-np.inf, np.inf, (adapted_dim,), np.float32)
+        extractor = extractor_class(inner_space, **(extractor_kwargs or {}))
+        super().__init__(observation_space, extractor.features_dim)
+        self.flatten = nn.Flatten()
+        self.adapter = nn.Linear(n_obs, adapted_dim)
+        self.extractor = extractor
+        with th.no_grad():
+            self.adapter.weight.copy_(th.eye(adapted_dim, n_obs))
+            self.adapter.bias.zero_()
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.extractor(self.adapter(self.flatten(observations)))
+
+
+class ModuleExtractor(BaseFeaturesExtractor):
+    """
+    Any ``nn.Module`` (a pretrained encoder, say) used as an SB3 features extractor.
+
+    The module receives the observations as SB3 preprocesses them (images scaled to [0, 1] and channel-first) and
+    its output is flattened. Its output size is found by a forward pass on a sample observation. When the target
+    images have a different channel count than the module's first ``Conv2d`` expects, that layer is rebuilt with
+    the target's channel count (the transplant then fills it from the pretrained weights, see
+    :func:`adapt_conv_channels`).
+
+    :param observation_space: The target task's observation space.
+    :param module: The encoder; it is deep-copied, the caller's instance is never modified.
+    :param features_dim: Output size; found by a forward pass when ``None``.
+    """
+
+    def __init__(self, observation_space: spaces.Space, module: nn.Module, features_dim: int | None = None) -> None:
+        module = copy.deepcopy(module)
+        if is_image_space(observation_space, check_channels=False):
+            _match_first_conv_channels(module, observation_space.shape[0])
+        if features_dim is None:
+            features_dim = _probe_output_dim(module, observation_space)
+        super().__init__(observation_space, features_dim)
+        self.module = module
+        self.flatten = nn.Flatten()
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.flatten(self.module(observations))
+
+
+def first_layer(module: nn.Module) -> nn.Module | None:
+    """The first ``Linear`` or ``Conv2d`` of a module in registration order, or ``None``."""
+    return next((m for m in module.modules() if isinstance(m, nn.Linear | nn.Conv2d)), None)
+
+
+def _match_first_conv_channels(module: nn.Module, channels: int) -> None:
+    conv = first_layer(module)
+    if not isinstance(conv, nn.Conv2d) or conv.in_channels == channels or conv.groups != 1:
+        return
+    parent_name, _, attr = next(name for name, m in module.named_modules() if m is conv).rpartition(".")
+    parent = module.get_submodule(parent_name) if parent_name else module
+    new_conv = nn.Conv2d(
+        channels,
+        conv.out_channels,
+        conv.kernel_size,  # type: ignore[arg-type]
+        stride=conv.stride,  # type: ignore[arg-type]
+        padding=conv.padding,  # type: ignore[arg-type]
+        dilation=conv.dilation,  # type: ignore[arg-type]
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+    )
+    with th.no_grad():
+        new_conv.weight.copy_(adapt_conv_channels(conv.weight, channels))
+        if conv.bias is not None:
+            new_conv.bias.copy_(conv.bias)
+    setattr(parent, attr, new_conv)
+
+
+def _probe_output_dim(module: nn.Module, observation_space: spaces.Space) -> int:
+    sample = observation_space.sample()
+    obs = {k: th.as_tensor(v)[None] for k, v in sample.items()} if isinstance(sample, dict) else th.as_tensor(sample)[None]
+    obs = preprocess_obs(obs, observation_space)
+    was_training = module.training
+    module.eval()  # batch norm cannot run in training mode on a batch of one
+    try:
+        with th.no_grad():
+            out = module(obs)
+    except Exception as e:
+        shape = getattr(observation_space, "shape", None)
+        raise InvalidSourceError(
+            f"The source module {type(module).__name__} failed on a sample observation of the target task "
+            f"(a batch of one, shape {(1, *shape) if shape else 'dict'}): {type(e).__name__}: {e}. It must accept a "
+            "batch of observations as SB3 preprocesses them (float, images channel-first and scaled to [0, 1])."
+        ) from e
+    finally:
+        module.train(was_training)
+    if not isinstance(out, th.Tensor):
+        raise InvalidSourceError(f"The source module {type(module).__name__} returned {type(out).__name__}, not a tensor.")
+    return int(out.reshape(out.shape[0], -1).shape[1])
+
+
+def adapt_conv_channels(weight: th.Tensor, channels: int) -> th.Tensor:
+    """
+    Adapt a conv kernel ``(out, c_in, kh, kw)`` to a new number of input channels.
+
+    The source channels are repeated cyclically to fill ``channels`` and the result is scaled by
+    ``c_in / channels``, so that on an input whose channels look alike the layer's output keeps its scale (the rule
+    timm uses to load RGB weights into models with other channel counts). Nothing pretrained is thrown away.
+
+    :param weight: The pretrained kernel.
+    :param channels: The target's input channel count.
+    :return: A kernel of shape ``(out, channels, kh, kw)``.
+    """
+    c_in = weight.shape[1]
+    if channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    repeats = -(-channels // c_in)
+    return weight.repeat(1, repeats, 1, 1)[:, :channels] * (c_in / channels)
+
+
+def remap_head(
+    source: th.Tensor,
+    target: th.Tensor,
+    source_actions: int,
+    target_actions: int,
+    action_map: Mapping[int, int],
+) -> th.Tensor:
+    """
+    Build a head tensor (``weight`` or ``bias``) for the target actions from the source head.
+
+    Heads are laid out as SB3 does: ``n_quantiles`` blocks of ``n_actions`` rows, quantile-major (a DQN head is the
+    one-quantile case). Each mapped target action takes the rows of its source action; quantile counts are
+    converted exactly where the Q-value is concerned: a DQN row is the mean of the quantile rows, a QR-DQN row from a
+    DQN head repeats the Q row, and between two quantile counts rows are linearly interpolated over the quantile
+    midpoints. Unmapped target actions start at the mean of the mapped actions' rows, so that a new action starts
+    with an average value estimate instead of one on an arbitrary scale.
+
+    :param source: Source head tensor, first dimension ``n_quantiles_src * source_actions``.
+    :param target: Target head tensor (shape reference), first dimension ``n_quantiles_tgt * target_actions``.
+    :param source_actions: Number of source actions.
+    :param target_actions: Number of target actions.
+    :param action_map: ``{target_action: source_action}``; must not be empty.
+    :return: The new target tensor.
+    """
+    n_q_src, n_q_tgt = source.shape[0] // source_actions, target.shape[0] // target_actions
+    src = source.reshape(n_q_src, source_actions, *source.shape[1:])
+    src = _convert_quantiles(src, n_q_tgt)
+    mapped = sorted(action_map)
+    out = src[:, [action_map[a] for a in mapped]].mean(dim=1, keepdim=True).expand(-1, target_actions, *src.shape[2:]).clone()
+    out[:, mapped] = src[:, [action_map[a] for a in mapped]]
+    return out.reshape(target.shape)
+
+
+def _convert_quantiles(blocks: th.Tensor, n_out: int) -> th.Tensor:
+    n_in = blocks.shape[0]
+    if n_in == n_out:
+        return blocks
+    if n_out == 1:
+        return blocks.mean(dim=0, keepdim=True)
+    if n_in == 1:
+        return blocks.expand(n_out, *blocks.shape[1:])
+    # Interpolate over the quantile midpoints tau_i = (2i + 1) / 2N; the output is linear in the weights.
+    tau_in = (th.arange(n_in, dtype=th.float64) + 0.5) / n_in
+    tau_out = ((th.arange(n_out, dtype=th.float64) + 0.5) / n_out).clamp(tau_in[0], tau_in[-1])
+    upper = th.searchsorted(tau_in, tau_out).clamp(1, n_in - 1)
+    frac = ((tau_out - tau_in[upper - 1]) / (tau_in[upper] - tau_in[upper - 1])).to(blocks.dtype)
+    frac = frac.reshape(-1, *([1] * (blocks.dim() - 1)))
+    return blocks[upper - 1] * (1 - frac) + blocks[upper] * frac

@@ -1,0 +1,297 @@
+"""The one transplant path: plan what each pretrained tensor becomes in a target policy, apply it, report it.
+
+Everything that writes pretrained weights into a policy (``load_and_adapt``, the CLI, configs, benchmarks) calls
+:func:`transplant`. Each target tensor is, by group and name:
+
+- ``copied``: taken as it is;
+- ``adapted``: derived from the pretrained tensor (conv channels, head rows for other actions or quantiles);
+- ``initialised``: left as the target model initialised it (group not selected, no pretrained counterpart,
+  shape mismatch, or an input adapter's identity start);
+
+and each pretrained tensor that lands nowhere is reported as ``dropped``. Nothing happens silently.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch as th
+from stable_baselines3.common.policies import BasePolicy
+
+from sb3_transfer.adapters import adapt_conv_channels, remap_head
+from sb3_transfer.errors import StrictTransferError, TransferConfigError
+from sb3_transfer.groups import ADAPTER, HEAD, group_order, online_network, resolve_patterns, split_groups
+from sb3_transfer.sources import SourceNetwork
+
+COPIED, ADAPTED, INITIALISED, DROPPED = "copied", "adapted", "initialised", "dropped"
+_NOT_SELECTED = "not selected"
+
+
+@dataclass(frozen=True)
+class TransferRow:
+    """
+    What happened to one tensor.
+
+    :param group: The layer group.
+    :param action: ``copied``, ``adapted``, ``initialised`` or ``dropped``.
+    :param reason: Why, in words.
+    :param source_name: The pretrained tensor's name, if there is one.
+    :param target_name: The target policy's tensor name (``None`` for a dropped source tensor).
+    :param source_shape: Shape of the pretrained tensor.
+    :param target_shape: Shape of the target tensor.
+    """
+
+    group: str
+    action: str
+    reason: str
+    source_name: str | None = None
+    target_name: str | None = None
+    source_shape: tuple[int, ...] | None = None
+    target_shape: tuple[int, ...] | None = None
+
+
+@dataclass
+class TransferReport:
+    """
+    Layer by layer, what a transplant did. ``str()`` gives a readable table, :meth:`to_dict` a JSON-ready dict.
+
+    :param source: Description of the pretrained source.
+    :param target: Description of the target model.
+    :param transfer: The groups selected for transfer.
+    :param rows: One row per tensor.
+    :param settings: Hyperparameters ``load_and_adapt`` chose for you, with the reason for each.
+    :param notes: Assumptions and remarks.
+    """
+
+    source: str
+    target: str
+    transfer: list[str]
+    rows: list[TransferRow]
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Number of tensors per action."""
+        return {action: sum(r.action == action for r in self.rows) for action in (COPIED, ADAPTED, INITIALISED, DROPPED)}
+
+    def by_action(self, action: str) -> list[TransferRow]:
+        """The rows with the given action."""
+        return [r for r in self.rows if r.action == action]
+
+    def group_actions(self) -> dict[str, set[str]]:
+        """For each group, the set of actions taken on its tensors."""
+        out: dict[str, set[str]] = {}
+        for row in self.rows:
+            out.setdefault(row.group, set()).add(row.action)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-serialisable data."""
+        return {
+            "source": self.source,
+            "target": self.target,
+            "transfer": list(self.transfer),
+            "counts": self.counts(),
+            "rows": [
+                {**asdict(r), "source_shape": _list(r.source_shape), "target_shape": _list(r.target_shape)} for r in self.rows
+            ],
+            "settings": self.settings,
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        header = ("group", "action", "target tensor", "shape", "source tensor", "shape", "reason")
+        table = [header] + [
+            (r.group, r.action, r.target_name or "-", _shape(r.target_shape), r.source_name or "-", _shape(r.source_shape), r.reason)
+            for r in self.rows
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+        lines = [
+            f"Transfer report: {self.source} -> {self.target}",
+            f"transferred groups: {', '.join(self.transfer) or 'none'}",
+            "",
+        ]
+        lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1] for row in table]
+        lines += ["", "summary: " + ", ".join(f"{n} {action}" for action, n in self.counts().items())]
+        if self.settings:
+            lines.append("settings chosen for fine-tuning (pass them to override):")
+            lines += [f"  {name} = {s['value']!r}: {s['reason']}" for name, s in self.settings.items()]
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    return "-" if shape is None else "(" + ", ".join(map(str, shape)) + ")"
+
+
+def _list(shape: tuple[int, ...] | None) -> list[int] | None:
+    return None if shape is None else list(shape)
+
+
+def transplant(
+    source: SourceNetwork,
+    policy: BasePolicy,
+    transfer: str | Sequence[str] = "trunk",
+    action_map: Mapping[int, int] | None = None,
+    strict: bool = False,
+    target_description: str | None = None,
+) -> TransferReport:
+    """
+    Write a pretrained network into a DQN / QR-DQN policy: the online network, then the target network as a copy of it.
+
+    :param source: The pretrained network (see :func:`~sb3_transfer.sources.read_source`).
+    :param policy: The target policy, already built for the target task.
+    :param transfer: ``"features"``, ``"trunk"``, ``"all"`` or a list of glob patterns over group names.
+    :param action_map: ``{target_action: source_action}``: head rows to carry over (implies the head is transferred).
+    :param strict: Raise :class:`~sb3_transfer.errors.StrictTransferError` if any selected tensor cannot be copied as is.
+    :param target_description: How the report names the target.
+    :return: The report.
+    """
+    mlp_name, online, target_net = online_network(policy)
+    online_attr = next(name for name, module in policy.named_children() if module is online)
+    target_state = online.state_dict()
+    target_names = split_groups({name: name for name in target_state}, mlp_name)
+    source_groups = source.groups
+    source_names = split_groups({name: name for name in source.tensors}, source.mlp_name or "q_net")
+    all_groups = sorted(set(target_names) | set(source_groups), key=group_order)
+    selected = resolve_patterns(transfer, all_groups)
+    n_target_actions = int(policy.action_space.n)  # type: ignore[attr-defined]
+    head_map = _head_map(action_map, source, n_target_actions)
+    if action_map is not None and HEAD not in selected:
+        selected = sorted({*selected, HEAD}, key=group_order)
+
+    src_prefix = "" if source.algo == "module" else f"{source.mlp_name}."
+    rows: list[TransferRow] = []
+    new_state = dict(target_state)
+    for group in all_groups:
+        src, tgt = source_groups.get(group, {}), target_names.get(group, {})
+        for local in [*tgt, *(name for name in src if name not in tgt)]:
+            s = src.get(local)
+            name = tgt.get(local)
+            t = target_state[name] if name is not None else None
+            if t is None:
+                value, action, reason = None, DROPPED, "no counterpart in the target network"
+            else:
+                value, action, reason = _carry(group, local, s, t, group in selected, source, n_target_actions, head_map)
+                if reason == _NOT_SELECTED:
+                    reason = f"not selected by transfer={transfer!r}"
+            if value is not None:
+                new_state[name] = value.to(dtype=t.dtype, device=t.device)  # type: ignore[union-attr, index]
+            rows.append(
+                TransferRow(
+                    group=group,
+                    action=action,
+                    reason=reason,
+                    source_name=f"{src_prefix}{source_names[group][local]}" if s is not None else None,
+                    target_name=f"{online_attr}.{name}" if name is not None else None,
+                    source_shape=tuple(s.shape) if s is not None else None,
+                    target_shape=tuple(t.shape) if t is not None else None,
+                )
+            )
+    report = TransferReport(
+        source=source.description,
+        target=target_description or type(policy).__name__,
+        transfer=selected,
+        rows=rows,
+        notes=list(source.notes),
+    )
+    if strict:
+        violations = [r for r in rows if r.group in selected and r.action != COPIED]
+        if violations:
+            listing = "\n".join(f"  {r.group}: {r.target_name or r.source_name} {r.action} ({r.reason})" for r in violations)
+            raise StrictTransferError(f"strict=True: {len(violations)} selected tensor(s) cannot be copied as is:\n{listing}")
+    online.load_state_dict(new_state)
+    # SB3 syncs the target network only when the policy is built; it must start equal to the transplanted online net.
+    target_net.load_state_dict(online.state_dict())
+    return report
+
+
+def _carry(
+    group: str,
+    local: str,
+    s: th.Tensor | None,
+    t: th.Tensor,
+    selected: bool,
+    source: SourceNetwork,
+    n_target_actions: int,
+    head_map: dict[int, int] | None,
+) -> tuple[th.Tensor | None, str, str]:
+    """What one target tensor becomes: ``(new value or None to keep the target's, action, reason)``."""
+    if group == ADAPTER and (s is None or s.shape != t.shape):
+        return None, INITIALISED, _adapter_reason(t)
+    if not selected:
+        return None, INITIALISED, _NOT_SELECTED
+    if s is None:
+        return None, INITIALISED, "no pretrained counterpart (new layer)"
+    if group == HEAD and s.shape[1:] == t.shape[1:]:
+        return _carry_head(s, t, source, n_target_actions, head_map)
+    if s.shape == t.shape:
+        return s.clone(), COPIED, "same shape"
+    if s.dim() == 4 and s.shape[0] == t.shape[0] and s.shape[2:] == t.shape[2:]:
+        return (
+            adapt_conv_channels(s, t.shape[1]),
+            ADAPTED,
+            f"input channels {s.shape[1]} -> {t.shape[1]}: kernels repeated cyclically, scaled by {s.shape[1]}/{t.shape[1]}",
+        )
+    return None, INITIALISED, f"shape mismatch: pretrained {_shape(tuple(s.shape))}, target {_shape(tuple(t.shape))}"
+
+
+def _carry_head(
+    s: th.Tensor, t: th.Tensor, source: SourceNetwork, n_target_actions: int, head_map: dict[int, int] | None
+) -> tuple[th.Tensor | None, str, str]:
+    n_source_actions = source.n_actions or 0
+    if head_map is None:
+        return (
+            None,
+            INITIALISED,
+            f"new head: the target has {n_target_actions} actions, the source {n_source_actions}; pass action_map to carry rows",
+        )
+    n_q_src, n_q_tgt = s.shape[0] // max(n_source_actions, 1), t.shape[0] // n_target_actions
+    identity = n_source_actions == n_target_actions and all(k == v for k, v in head_map.items())
+    if identity and len(head_map) == n_target_actions and n_q_src == n_q_tgt:
+        return s.clone(), COPIED, "same shape"
+    value = remap_head(s, t, n_source_actions, n_target_actions, head_map)
+    parts = []
+    if not identity or len(head_map) != n_target_actions:
+        unmapped = sorted(set(range(n_target_actions)) - set(head_map))
+        mapped = ", ".join(f"{a}<-{b}" for a, b in sorted(head_map.items()))
+        parts.append(f"rows of actions {mapped} carried" + (f"; actions {unmapped} start at their mean" if unmapped else ""))
+    if n_q_src != n_q_tgt:
+        how = "averaged" if n_q_tgt == 1 else "repeated" if n_q_src == 1 else "interpolated"
+        parts.append(f"{n_q_src} -> {n_q_tgt} quantiles ({how})")
+    return value, ADAPTED, "; ".join(parts)
+
+
+def _head_map(action_map: Mapping[int, int] | None, source: SourceNetwork, n_target_actions: int) -> dict[int, int] | None:
+    """The validated ``{target_action: source_action}`` map for the head, or ``None`` when no row can be carried."""
+    n_source_actions = source.n_actions
+    if action_map is None:
+        if n_source_actions == n_target_actions:
+            return {a: a for a in range(n_target_actions)}
+        return None
+    if source.algo == "module" or n_source_actions is None:
+        raise TransferConfigError("action_map= needs a source with an action head; this source has none.")
+    if not isinstance(action_map, Mapping) or not action_map:
+        raise TransferConfigError(f"action_map= must be a non-empty {{target_action: source_action}} dict, got {action_map!r}.")
+    checked: dict[int, int] = {}
+    for target_action, source_action in action_map.items():
+        for value, n, side in ((target_action, n_target_actions, "target"), (source_action, n_source_actions, "source")):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TransferConfigError(f"action_map entry {target_action!r}: {source_action!r}: actions must be integers.")
+            if not 0 <= int(value) < n:
+                raise TransferConfigError(
+                    f"action_map entry {target_action!r}: {source_action!r}: {side} action {value} does not exist "
+                    f"(the {side} task has actions 0..{n - 1})."
+                )
+        checked[int(target_action)] = int(source_action)
+    return checked
+
+
+def _adapter_reason(t: th.Tensor) -> str:
+    if t.dim() == 2:
+        out_dim, in_dim = t.shape
+        return f"input adapter {in_dim} -> {out_dim} inputs: identity on the first {min(in_dim, out_dim)}, zero elsewhere"
+    return "input adapter bias: zero"
