@@ -146,7 +146,10 @@ def target_policy_kwargs(
     cls = ModuleExtractor if network.module is not None else network.features_extractor_class
     extractor_kwargs = {"module": network.module} if network.module is not None else dict(network.features_extractor_kwargs)
     if "features_extractor_class" in user_kwargs:
-        cls, extractor_kwargs = user_kwargs["features_extractor_class"], dict(user_kwargs.get("features_extractor_kwargs") or {})
+        cls, extractor_kwargs = (
+            user_kwargs["features_extractor_class"],
+            dict(user_kwargs.get("features_extractor_kwargs") or {}),
+        )
     elif cls is None:
         raise InvalidSourceError(
             f"{network.description} uses the custom features extractor {network.features_extractor_name}, which is not "
@@ -173,7 +176,9 @@ def target_policy_kwargs(
     ):
         adapted_dim = network.adapted_dim or input_dim
         kwargs["features_extractor_class"] = InputAdapter
-        kwargs["features_extractor_kwargs"] = dict(adapted_dim=adapted_dim, extractor_class=cls, extractor_kwargs=extractor_kwargs)
+        kwargs["features_extractor_kwargs"] = dict(
+            adapted_dim=adapted_dim, extractor_class=cls, extractor_kwargs=extractor_kwargs
+        )
         notes.append(
             f"the target has {get_flattened_obs_dim(observation_space)} observation inputs, the pretrained layers take "
             f"{adapted_dim}: an input adapter sits in front of them."

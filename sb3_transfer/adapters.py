@@ -136,21 +136,24 @@ def _probe_output_dim(module: nn.Module, observation_space: spaces.Space) -> int
 
 def adapt_conv_channels(weight: th.Tensor, channels: int) -> th.Tensor:
     """
-    Adapt a conv kernel ``(out, c_in, kh, kw)`` to a new number of input channels.
+    Adapt a conv kernel ``(out, c_in, kh, kw)`` to a new number of input channels, throwing nothing pretrained away.
 
-    The source channels are repeated cyclically to fill ``channels`` and the result is scaled by
-    ``c_in / channels``, so that on an input whose channels look alike the layer's output keeps its scale (the rule
-    timm uses to load RGB weights into models with other channel counts). Nothing pretrained is thrown away.
+    Target channel ``j`` takes source channel ``j mod c_in``. With more target channels, each source kernel is
+    divided among its copies (for a multiple of ``c_in`` this is timm's rule for loading RGB weights into models with
+    other channel counts); with fewer, the source kernels that land on one target channel are summed. Either way the
+    layer answers an input whose channels are all alike exactly as before, so activations keep their scale.
 
     :param weight: The pretrained kernel.
     :param channels: The target's input channel count.
     :return: A kernel of shape ``(out, channels, kh, kw)``.
     """
     c_in = weight.shape[1]
-    if channels == 1:
-        return weight.sum(dim=1, keepdim=True)
-    repeats = -(-channels // c_in)
-    return weight.repeat(1, repeats, 1, 1)[:, :channels] * (c_in / channels)
+    if channels >= c_in:
+        index = th.arange(channels, device=weight.device) % c_in
+        copies = th.bincount(index, minlength=c_in).to(weight.dtype)
+        return weight[:, index] / copies[index].view(1, -1, 1, 1)
+    out = weight.new_zeros(weight.shape[0], channels, *weight.shape[2:])
+    return out.index_add_(1, th.arange(c_in, device=weight.device) % channels, weight)
 
 
 def remap_head(

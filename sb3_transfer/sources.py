@@ -60,7 +60,10 @@ _OTHER_ALGOS = {
     "sb3_contrib.ars.policies": "ARS",
     "sb3_contrib.crossq.policies": "CrossQ",
 }
-_OTHER_KEY_HINTS = {"action_net.": "an actor-critic algorithm (PPO / A2C / TRPO)", "actor.": "an actor-critic algorithm (SAC / TD3)"}
+_OTHER_KEY_HINTS = {
+    "action_net.": "an actor-critic algorithm (PPO / A2C / TRPO)",
+    "actor.": "an actor-critic algorithm (SAC / TD3)",
+}
 
 
 @dataclass
@@ -187,7 +190,11 @@ def read_zip(path: str | os.PathLike, trust_source: bool = False) -> SourceNetwo
                 )
             data_text = archive.read("data").decode("utf-8")
             policy_bytes = archive.read("policy.pth")
-            version = archive.read("_stable_baselines3_version").decode().strip() if "_stable_baselines3_version" in members else None
+            version = (
+                archive.read("_stable_baselines3_version").decode().strip()
+                if "_stable_baselines3_version" in members
+                else None
+            )
     except (zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise InvalidSourceError(f"'{path}' is a damaged or truncated zip archive: {e}") from e
     try:
@@ -245,7 +252,10 @@ def _from_policy(policy: BasePolicy, label: str) -> SourceNetwork:
     meta = {
         "policy_module": type(policy).__module__,
         "policy_class_name": type(policy).__name__,
-        "policy_kwargs": {**policy._get_constructor_parameters(), "features_extractor_kwargs": policy.features_extractor_kwargs},
+        "policy_kwargs": {
+            **policy._get_constructor_parameters(),
+            "features_extractor_kwargs": policy.features_extractor_kwargs,
+        },
         "n_actions": int(policy.action_space.n) if hasattr(policy.action_space, "n") else None,
     }
     return _from_state_dict(policy.state_dict(), label, meta)
@@ -298,7 +308,9 @@ def _from_state_dict(state_dict: Mapping[str, Any], label: str, meta: dict[str, 
 
 
 def _unsupported(label: str, module: str, tensors: Mapping[str, Any]) -> InvalidSourceError:
-    algo = _OTHER_ALGOS.get(module) or next((v for k, v in _OTHER_KEY_HINTS.items() if any(t.startswith(k) for t in tensors)), None)
+    algo = _OTHER_ALGOS.get(module) or next(
+        (v for k, v in _OTHER_KEY_HINTS.items() if any(t.startswith(k) for t in tensors)), None
+    )
     if algo:
         return UnsupportedSourceError(
             f"{label} is a model of {algo}; sb3-transfer transplants from {' and '.join(SUPPORTED_ALGOS)} only "
@@ -323,7 +335,9 @@ def _actions_and_quantiles(
     if out_dim % 200 == 0:  # sb3-contrib's default n_quantiles
         notes.append("n_quantiles is not recorded; assumed sb3-contrib's default 200 from the head's shape.")
         return out_dim // 200, 200
-    raise InvalidSourceError(f"{label}: cannot tell the number of actions and quantiles of a QR-DQN head with {out_dim} outputs.")
+    raise InvalidSourceError(
+        f"{label}: cannot tell the number of actions and quantiles of a QR-DQN head with {out_dim} outputs."
+    )
 
 
 def _activation(recorded: Any, notes: list[str], label: str) -> type[nn.Module]:

@@ -28,6 +28,7 @@ from sb3_transfer.sources import SourceNetwork
 
 COPIED, ADAPTED, INITIALISED, DROPPED = "copied", "adapted", "initialised", "dropped"
 _NOT_SELECTED = "not selected"
+_MISMATCH = "shape mismatch"
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,15 @@ class TransferReport:
     def __str__(self) -> str:
         header = ("group", "action", "target tensor", "shape", "source tensor", "shape", "reason")
         table = [header] + [
-            (r.group, r.action, r.target_name or "-", _shape(r.target_shape), r.source_name or "-", _shape(r.source_shape), r.reason)
+            (
+                r.group,
+                r.action,
+                r.target_name or "-",
+                _shape(r.target_shape),
+                r.source_name or "-",
+                _shape(r.source_shape),
+                r.reason,
+            )
             for r in self.rows
         ]
         widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
@@ -168,27 +177,28 @@ def transplant(
     new_state = dict(target_state)
     for group in all_groups:
         src, tgt = source_groups.get(group, {}), target_names.get(group, {})
+        decisions = {}
         for local in [*tgt, *(name for name in src if name not in tgt)]:
-            s = src.get(local)
-            name = tgt.get(local)
-            t = target_state[name] if name is not None else None
-            if t is None:
-                value, action, reason = None, DROPPED, "no counterpart in the target network"
+            if local not in tgt:
+                decisions[local] = (None, DROPPED, "no counterpart in the target network")
             else:
-                value, action, reason = _carry(group, local, s, t, group in selected, source, n_target_actions, head_map)
-                if reason == _NOT_SELECTED:
-                    reason = f"not selected by transfer={transfer!r}"
+                decisions[local] = _carry(
+                    group, src.get(local), target_state[tgt[local]], group in selected, source, n_target_actions, head_map
+                )
+        _keep_layers_whole(decisions)
+        for local, (value, action, reason) in decisions.items():
+            s, name = src.get(local), tgt.get(local)
             if value is not None:
-                new_state[name] = value.to(dtype=t.dtype, device=t.device)  # type: ignore[union-attr, index]
+                new_state[name] = value.to(dtype=target_state[name].dtype, device=target_state[name].device)  # type: ignore[index]
             rows.append(
                 TransferRow(
                     group=group,
                     action=action,
-                    reason=reason,
+                    reason=f"not selected by transfer={transfer!r}" if reason == _NOT_SELECTED else reason,
                     source_name=f"{src_prefix}{source_names[group][local]}" if s is not None else None,
                     target_name=f"{online_attr}.{name}" if name is not None else None,
                     source_shape=tuple(s.shape) if s is not None else None,
-                    target_shape=tuple(t.shape) if t is not None else None,
+                    target_shape=tuple(target_state[name].shape) if name is not None else None,
                 )
             )
     report = TransferReport(
@@ -209,9 +219,21 @@ def transplant(
     return report
 
 
+def _keep_layers_whole(decisions: dict[str, tuple[th.Tensor | None, str, str]]) -> None:
+    """A layer whose weight could not be carried keeps none of its pretrained tensors (a lone bias means nothing)."""
+    failed = {local.rpartition(".")[0] for local, (_, action, reason) in decisions.items() if reason.startswith(_MISMATCH)}
+    for local, (_, action, _reason) in list(decisions.items()):
+        layer = local.rpartition(".")[0]
+        if layer in failed and action in (COPIED, ADAPTED):
+            decisions[local] = (
+                None,
+                INITIALISED,
+                f"{_MISMATCH} in its layer ({layer or 'this group'}): the layer starts fresh",
+            )
+
+
 def _carry(
     group: str,
-    local: str,
     s: th.Tensor | None,
     t: th.Tensor,
     selected: bool,
@@ -234,9 +256,9 @@ def _carry(
         return (
             adapt_conv_channels(s, t.shape[1]),
             ADAPTED,
-            f"input channels {s.shape[1]} -> {t.shape[1]}: kernels repeated cyclically, scaled by {s.shape[1]}/{t.shape[1]}",
+            f"input channels {s.shape[1]} -> {t.shape[1]}: kernels cycled over the new channels, response to alike channels kept",
         )
-    return None, INITIALISED, f"shape mismatch: pretrained {_shape(tuple(s.shape))}, target {_shape(tuple(t.shape))}"
+    return None, INITIALISED, f"{_MISMATCH}: pretrained {_shape(tuple(s.shape))}, target {_shape(tuple(t.shape))}"
 
 
 def _carry_head(
@@ -275,7 +297,9 @@ def _head_map(action_map: Mapping[int, int] | None, source: SourceNetwork, n_tar
     if source.algo == "module" or n_source_actions is None:
         raise TransferConfigError("action_map= needs a source with an action head; this source has none.")
     if not isinstance(action_map, Mapping) or not action_map:
-        raise TransferConfigError(f"action_map= must be a non-empty {{target_action: source_action}} dict, got {action_map!r}.")
+        raise TransferConfigError(
+            f"action_map= must be a non-empty {{target_action: source_action}} dict, got {action_map!r}."
+        )
     checked: dict[int, int] = {}
     for target_action, source_action in action_map.items():
         for value, n, side in ((target_action, n_target_actions, "target"), (source_action, n_source_actions, "source")):
