@@ -21,10 +21,11 @@ class InputAdapter(BaseFeaturesExtractor):
     A linear adapter in front of a pretrained features extractor, for a target task whose (flattened) observation
     size differs from the source's.
 
-    The adapter is initialised to the identity on the first ``min(n_obs, adapted_dim)`` inputs and to zero
-    elsewhere, bias zero: at the start the pretrained layers see exactly the inputs they were trained on (where the
-    two tasks share them), and the new inputs start with no influence instead of random noise; their weights still
-    get gradients and are learned.
+    Initialisation: the identity on the first ``min(n_obs, adapted_dim)`` inputs, so that the pretrained layers see
+    the inputs the two tasks share exactly as before; the target's extra inputs (if any) keep ``nn.Linear``'s random
+    init, so that they are heard from the first step (zero there starves them: on CartPole -> Acrobot, where the
+    extra inputs are the velocities, it kept DQN at -500 after 20k steps); inputs the target lacks read as zero; bias
+    zero.
 
     :param observation_space: The target task's observation space.
     :param adapted_dim: The input size the pretrained layers expect.
@@ -46,8 +47,12 @@ class InputAdapter(BaseFeaturesExtractor):
         self.flatten = nn.Flatten()
         self.adapter = nn.Linear(n_obs, adapted_dim)
         self.extractor = extractor
+        shared = min(n_obs, adapted_dim)
         with th.no_grad():
-            self.adapter.weight.copy_(th.eye(adapted_dim, n_obs))
+            # Inputs beyond the shared ones keep nn.Linear's random init: starting them at zero starves them (measured
+            # on CartPole -> Acrobot, whose extra inputs are the velocities: see the README).
+            self.adapter.weight[:, :shared] = th.eye(adapted_dim, shared)
+            self.adapter.weight[shared:] = 0.0
             self.adapter.bias.zero_()
 
     def forward(self, observations: th.Tensor) -> th.Tensor:

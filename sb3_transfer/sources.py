@@ -149,7 +149,8 @@ def read_source(source: Any, trust_source: bool = False) -> SourceNetwork:
         return _from_policy(source, f"{type(source).__name__}")
     if isinstance(source, BasePolicy):
         raise UnsupportedSourceError(
-            f"{type(source).__name__} is not a DQN or QR-DQN policy; sb3-transfer transplants from {', '.join(SUPPORTED_ALGOS)}."
+            f"{type(source).__name__} is not a DQN or QR-DQN policy; "
+            f"sb3-transfer transplants from {' and '.join(SUPPORTED_ALGOS)} only."
         )
     if isinstance(source, nn.Module):
         tensors = {f"features_extractor.module.{k}": v.detach().clone() for k, v in source.state_dict().items()}
@@ -177,29 +178,32 @@ def read_zip(path: str | os.PathLike, trust_source: bool = False) -> SourceNetwo
         raise SourceNotFoundError(f"Pretrained source '{path}' does not exist.")
     if path.is_dir():
         raise InvalidSourceError(f"Pretrained source '{path}' is a directory, not an SB3 .zip file.")
-    if not zipfile.is_zipfile(path):
+    with open(path, "rb") as file:
+        head = file.read(30 + 1024)
+    if not zipfile.is_zipfile(path) and not head.startswith(b"PK\x03\x04"):
         raise InvalidSourceError(f"Pretrained source '{path}' is not a zip archive (SB3 models are saved as .zip files).")
     try:
         with zipfile.ZipFile(path) as archive:
             members = set(archive.namelist())
+            # A cut-off SB3 zip can still look like a zip: of the PyTorch archive stored inside it.
+            first_member = head[30 : 30 + int.from_bytes(head[26:28], "little")].decode("utf-8", "replace")
+            if head.startswith(b"PK\x03\x04") and first_member not in members:
+                raise zipfile.BadZipFile(f"its first member '{first_member}' is missing from its directory")
             missing = {"data", "policy.pth"} - members
             if missing:
                 raise InvalidSourceError(
                     f"'{path}' is a zip archive but not an SB3 model: it lacks {', '.join(sorted(missing))} "
                     f"(it holds {', '.join(sorted(members)) or 'nothing'})."
                 )
-            data_text = archive.read("data").decode("utf-8")
+            data_bytes = archive.read("data")
             policy_bytes = archive.read("policy.pth")
-            version = (
-                archive.read("_stable_baselines3_version").decode().strip()
-                if "_stable_baselines3_version" in members
-                else None
-            )
+            version_file = "_stable_baselines3_version"
+            version = archive.read(version_file).decode("utf-8", "replace").strip() if version_file in members else None
     except (zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise InvalidSourceError(f"'{path}' is a damaged or truncated zip archive: {e}") from e
     try:
-        data = json.loads(data_text)
-    except json.JSONDecodeError as e:
+        data = json.loads(data_bytes)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidSourceError(f"'{path}': its 'data' member is not SB3's JSON metadata ({e}).") from e
     if not isinstance(data, dict):
         raise InvalidSourceError(f"'{path}': its 'data' member is not SB3's JSON metadata (a {type(data).__name__}).")
@@ -336,7 +340,8 @@ def _actions_and_quantiles(
         notes.append("n_quantiles is not recorded; assumed sb3-contrib's default 200 from the head's shape.")
         return out_dim // 200, 200
     raise InvalidSourceError(
-        f"{label}: cannot tell the number of actions and quantiles of a QR-DQN head with {out_dim} outputs."
+        f"{label}: cannot tell how the {out_dim} outputs of its QR-DQN head split into actions and quantiles; "
+        "pass the model or policy itself, which know."
     )
 
 

@@ -256,7 +256,7 @@ def _carry(
         return (
             adapt_conv_channels(s, t.shape[1]),
             ADAPTED,
-            f"input channels {s.shape[1]} -> {t.shape[1]}: kernels cycled over the new channels, response to alike channels kept",
+            f"input channels {s.shape[1]} -> {t.shape[1]}: kernels cycled over the channels, response to alike channels kept",
         )
     return None, INITIALISED, f"{_MISMATCH}: pretrained {_shape(tuple(s.shape))}, target {_shape(tuple(t.shape))}"
 
@@ -269,7 +269,7 @@ def _carry_head(
         return (
             None,
             INITIALISED,
-            f"new head: the target has {n_target_actions} actions, the source {n_source_actions}; pass action_map to carry rows",
+            f"new head: the target has {n_target_actions} actions, the source {n_source_actions}; action_map carries rows",
         )
     n_q_src, n_q_tgt = s.shape[0] // max(n_source_actions, 1), t.shape[0] // n_target_actions
     identity = n_source_actions == n_target_actions and all(k == v for k, v in head_map.items())
@@ -317,5 +317,7 @@ def _head_map(action_map: Mapping[int, int] | None, source: SourceNetwork, n_tar
 def _adapter_reason(t: th.Tensor) -> str:
     if t.dim() == 2:
         out_dim, in_dim = t.shape
-        return f"input adapter {in_dim} -> {out_dim} inputs: identity on the first {min(in_dim, out_dim)}, zero elsewhere"
+        shared = min(in_dim, out_dim)
+        extra = f", inputs {shared}..{in_dim - 1} random" if in_dim > out_dim else ""
+        return f"input adapter {in_dim} -> {out_dim} inputs: identity on the first {shared}{extra}"
     return "input adapter bias: zero"

@@ -13,6 +13,7 @@ from conftest import (
     q_values,
     sample_batch,
 )
+from gymnasium import spaces
 from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
 from torch import nn
@@ -76,8 +77,10 @@ def test_cartpole_to_acrobot_copies_deeper_layers_and_adds_adapter(algo, tmp_pat
     # The adapter starts as the identity on the 4 shared inputs: the pretrained trunk sees exactly those.
     assert isinstance(tgt.features_extractor, InputAdapter)
     adapter = tgt.features_extractor.adapter
-    assert th.equal(adapter.weight, th.eye(4, 6)) and not adapter.bias.any()
+    assert th.equal(adapter.weight[:, :4], th.eye(4)) and not adapter.bias.any()
+    assert adapter.weight[:, 4:].abs().sum() > 0  # the new inputs are heard from the start
     obs = th.randn(5, 6)
+    obs[:, 4:] = 0.0
     with th.no_grad():
         assert th.allclose(
             getattr(tgt, mlp)[:2](tgt.extract_features(obs, tgt.features_extractor)), getattr(src, mlp)[:2](obs[:, :4])
@@ -110,7 +113,7 @@ def test_action_map_copies_head_rows_and_new_actions_start_at_mean(algo, tmp_pat
 def test_new_action_space_without_action_map_gets_new_head(cartpole_zip):
     model = load_and_adapt(cartpole_zip, "Acrobot-v1", transfer="all", verbose=0)
     (row,) = [r for r in model.transfer_report.rows if r.group == "head" and r.target_name.endswith("weight")]
-    assert row.action == "initialised" and "action_map" in row.reason
+    assert row.action == "initialised" and "action_map carries rows" in row.reason
 
 
 @pytest.mark.parametrize(
@@ -215,7 +218,12 @@ def test_transfer_presets_and_patterns(cartpole_zip):
 
 @pytest.mark.parametrize(
     "action_map, match",
-    [({5: 0}, "target action 5 does not exist"), ({0: 2}, "source action 2 does not exist"), ({0: "a"}, "integers"), ({}, "non-empty")],
+    [
+        ({5: 0}, "target action 5 does not exist"),
+        ({0: 2}, "source action 2 does not exist"),
+        ({0: "a"}, "integers"),
+        ({}, "non-empty"),
+    ],
 )
 def test_bad_action_map_is_named(cartpole_zip, action_map, match):
     with pytest.raises(TransferConfigError, match=match):
@@ -228,7 +236,7 @@ def test_numpy_integers_are_accepted_in_action_map(cartpole_zip):
 
 
 def test_continuous_action_space_is_refused(cartpole_zip):
-    with pytest.raises(IncompatibleSpaceError, match="Discrete.*Pendulum-v1"):
+    with pytest.raises(IncompatibleSpaceError, match=r"Discrete.*Pendulum-v1"):
         load_and_adapt(cartpole_zip, "Pendulum-v1", verbose=0)
 
 
@@ -283,7 +291,7 @@ def test_report_is_readable_and_serialisable(cartpole_zip, capsys):
 def test_custom_extractor_needs_class_or_trust(tmp_path):
     source = make_model(DQN, "CartPole-v1", net_arch=[8], features_extractor_class=TinyExtractor)
     source.save(tmp_path / "custom.zip")
-    with pytest.raises(InvalidSourceError, match="TinyExtractor.*trust_source=True"):
+    with pytest.raises(InvalidSourceError, match=r"TinyExtractor.*trust_source=True"):
         load_and_adapt(tmp_path / "custom.zip", "CartPole-v1", verbose=0)
     given = load_and_adapt(
         tmp_path / "custom.zip",
@@ -342,3 +350,8 @@ def test_adapted_model_can_be_a_source_again(cartpole_zip, tmp_path):
     again = load_and_adapt(tmp_path / "acrobot.zip", "Acrobot-v1", transfer="all", strict=True, verbose=0)
     obs = sample_batch(first.observation_space)
     assert th.equal(q_values(again, obs), q_values(first, obs))
+
+
+def test_input_adapter_for_fewer_inputs_reads_missing_ones_as_zero():
+    adapter = InputAdapter(spaces.Box(-1, 1, (3,)), adapted_dim=5)
+    assert th.equal(adapter.adapter.weight, th.eye(5, 3)) and adapter.features_dim == 5
