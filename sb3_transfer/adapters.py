@@ -23,14 +23,15 @@ class InputAdapter(BaseFeaturesExtractor):
 
     Initialisation: the identity on the first ``min(n_obs, adapted_dim)`` inputs, so that the pretrained layers see
     the inputs the two tasks share exactly as before; the target's extra inputs (if any) keep ``nn.Linear``'s random
-    init, so that they are heard from the first step (zero there starves them: on CartPole -> Acrobot, where the
-    extra inputs are the velocities, it kept DQN at -500 after 20k steps); inputs the target lacks read as zero; bias
-    zero.
+    init, so that they are heard from the first step (zero there starved them on CartPole -> Acrobot, where the
+    extra inputs are the velocities: ``benchmarks/adapter_init.py``); inputs the target lacks read as zero; bias zero.
 
     :param observation_space: The target task's observation space.
     :param adapted_dim: The input size the pretrained layers expect.
     :param extractor_class: The features extractor applied after the adapter.
     :param extractor_kwargs: Keyword arguments for ``extractor_class``.
+    :param new_inputs: How the weights of the target's extra inputs start: ``"random"`` (``nn.Linear``'s init) or
+        ``"zero"``.
     """
 
     def __init__(
@@ -39,7 +40,10 @@ class InputAdapter(BaseFeaturesExtractor):
         adapted_dim: int,
         extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
         extractor_kwargs: dict[str, Any] | None = None,
+        new_inputs: str = "random",
     ) -> None:
+        if new_inputs not in ("random", "zero"):
+            raise ValueError(f"InputAdapter new_inputs='{new_inputs}': choose 'random' or 'zero'.")
         n_obs = get_flattened_obs_dim(observation_space)
         inner_space = spaces.Box(-np.inf, np.inf, (adapted_dim,), np.float32)
         extractor = extractor_class(inner_space, **(extractor_kwargs or {}))
@@ -53,6 +57,8 @@ class InputAdapter(BaseFeaturesExtractor):
             # on CartPole -> Acrobot, whose extra inputs are the velocities: see the README).
             self.adapter.weight[:, :shared] = th.eye(adapted_dim, shared)
             self.adapter.weight[shared:] = 0.0
+            if new_inputs == "zero":
+                self.adapter.weight[:, shared:] = 0.0
             self.adapter.bias.zero_()
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
