@@ -14,6 +14,7 @@ from sb3_transfer.errors import (
     UnsafeSourceError,
     UnsupportedSourceError,
 )
+from sb3_transfer.policies import TransferDQNPolicy, TransferQRDQNPolicy
 from sb3_transfer.sources import SourceNetwork, read_source
 from sb3_transfer.transplant import TransferReport, TransferRow, transplant
 
@@ -29,7 +30,9 @@ __all__ = [
     "SourceNotFoundError",
     "StrictTransferError",
     "TransferConfigError",
+    "TransferDQNPolicy",
     "TransferError",
+    "TransferQRDQNPolicy",
     "TransferReport",
     "TransferRow",
     "UnsafeSourceError",

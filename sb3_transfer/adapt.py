@@ -10,15 +10,13 @@ from gymnasium import spaces
 from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space
-from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_transfer.adapters import InputAdapter, ModuleExtractor
-from sb3_transfer.errors import IncompatibleSpaceError, InvalidSourceError, TransferConfigError
+from sb3_transfer.errors import IncompatibleSpaceError, TransferConfigError
 from sb3_transfer.sources import SourceNetwork, read_source
-from sb3_transfer.transplant import ADAPTED, COPIED, HEAD, TransferReport, transplant
+from sb3_transfer.policies import TransferDQNPolicy, TransferQRDQNPolicy
+from sb3_transfer.transplant import ADAPTED, COPIED, HEAD, TransferReport
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "qrdqn": QRDQN}
 
@@ -57,8 +55,8 @@ def load_and_adapt(
         file from someone you do not trust: unpickling can run code.
     :param verbose: 1 prints the transfer report (and SB3's messages), 0 is silent.
     :param model_kwargs: Passed to the algorithm's constructor (``policy_kwargs``, ``learning_rate``, ``seed``...).
-        A ``policy`` key chooses the policy (default: ``MlpPolicy``, ``CnnPolicy`` or ``MultiInputPolicy`` by the
-        target's observations).
+        The policy is :class:`~sb3_transfer.policies.TransferDQNPolicy` (``TransferQRDQNPolicy`` for QR-DQN), so
+        ``policy_kwargs`` may also hold ``freeze`` and ``lr_scale``.
     :return: The model, with its report in ``model.transfer_report``.
     """
     network = read_source(source, trust_source=trust_source)
@@ -69,19 +67,22 @@ def load_and_adapt(
         raise IncompatibleSpaceError(
             f"{algo_class.__name__} needs a Discrete action space; the target env {env_name} has {vec_env.action_space}."
         )
-    user_policy_kwargs = dict(model_kwargs.pop("policy_kwargs", None) or {})
-    policy_kwargs, notes = target_policy_kwargs(network, algo_class, vec_env.observation_space, user_policy_kwargs)
-    policy = model_kwargs.pop("policy", None) or _default_policy(vec_env.observation_space)
+    policy_class = TransferQRDQNPolicy if issubclass(algo_class, QRDQN) else TransferDQNPolicy
+    policy = model_kwargs.pop("policy", policy_class)
+    if not (isinstance(policy, type) and issubclass(policy, policy_class)):
+        raise TransferConfigError(
+            f"load_and_adapt builds {algo_class.__name__} models with {policy_class.__name__} (or a subclass), not {policy!r}."
+        )
+    policy_kwargs = {
+        **(model_kwargs.pop("policy_kwargs", None) or {}),
+        "pretrained": network,
+        "transfer": transfer,
+        "action_map": action_map,
+        "strict": strict,
+    }
     model = algo_class(policy, vec_env, policy_kwargs=policy_kwargs, verbose=verbose, **model_kwargs)
-    report = transplant(
-        network,
-        model.policy,
-        transfer=transfer,
-        action_map=action_map,
-        strict=strict,
-        target_description=f"{algo_class.__name__} on {env_name}",
-    )
-    report.notes += notes
+    report = model.policy.transfer_report
+    report.target = f"{algo_class.__name__} on {env_name}"
     report.settings = apply_fine_tuning_defaults(model, report, model_kwargs)
     model.transfer_report = report  # type: ignore[attr-defined]
     if verbose >= 1:
@@ -117,82 +118,6 @@ def apply_fine_tuning_defaults(model: BaseAlgorithm, report: TransferReport, use
     return settings
 
 
-def target_policy_kwargs(
-    network: SourceNetwork,
-    algo_class: type[BaseAlgorithm],
-    observation_space: spaces.Space,
-    user_kwargs: Mapping[str, Any],
-) -> tuple[dict[str, Any], list[str]]:
-    """
-    The ``policy_kwargs`` of a target policy that fits a source network: its architecture, and an input adapter
-    when the vector observation size differs. The user's ``policy_kwargs`` take precedence.
-
-    :param network: The source network.
-    :param algo_class: The target algorithm.
-    :param observation_space: The target's observation space (after SB3's wrappers, i.e. images channel-first).
-    :param user_kwargs: The user's ``policy_kwargs``.
-    :return: The policy kwargs, and notes for the report.
-    """
-    notes: list[str] = []
-    kwargs: dict[str, Any] = {}
-    if network.algo != "module":
-        kwargs.update(net_arch=list(network.net_arch), activation_fn=network.activation_fn)
-        if network.algo == "QRDQN" and issubclass(algo_class, QRDQN):
-            kwargs["n_quantiles"] = network.n_quantiles
-    image = is_image_space(observation_space)
-    if image and network.normalize_images is not None:
-        kwargs["normalize_images"] = network.normalize_images
-
-    cls = ModuleExtractor if network.module is not None else network.features_extractor_class
-    extractor_kwargs = {"module": network.module} if network.module is not None else dict(network.features_extractor_kwargs)
-    if "features_extractor_class" in user_kwargs:
-        cls, extractor_kwargs = (
-            user_kwargs["features_extractor_class"],
-            dict(user_kwargs.get("features_extractor_kwargs") or {}),
-        )
-    elif cls is None:
-        raise InvalidSourceError(
-            f"{network.description} uses the custom features extractor {network.features_extractor_name}, which is not "
-            "imported from a file that may come from a stranger. Pass policy_kwargs=dict(features_extractor_class=..., "
-            "features_extractor_kwargs=...) with that class, or trust_source=True if you trust the file."
-        )
-    fits = {
-        FlattenExtractor: not image and not isinstance(observation_space, spaces.Dict),
-        NatureCNN: image,
-        CombinedExtractor: isinstance(observation_space, spaces.Dict),
-    }.get(cls, True)
-    input_dim = network.input_dim
-    if not fits:
-        notes.append(
-            f"the source's {cls.__name__} does not fit the target observations {observation_space}; "
-            "the target uses SB3's default extractor for them, freshly initialised."
-        )
-    elif (
-        "features_extractor_class" not in user_kwargs
-        and input_dim is not None
-        and isinstance(observation_space, spaces.Box)
-        and not image
-        and (network.adapted_dim is not None or get_flattened_obs_dim(observation_space) != input_dim)
-    ):
-        adapted_dim = network.adapted_dim or input_dim
-        kwargs["features_extractor_class"] = InputAdapter
-        kwargs["features_extractor_kwargs"] = dict(
-            adapted_dim=adapted_dim, extractor_class=cls, extractor_kwargs=extractor_kwargs
-        )
-        notes.append(
-            f"the target has {get_flattened_obs_dim(observation_space)} observation inputs, the pretrained layers take "
-            f"{adapted_dim}: an input adapter sits in front of them."
-        )
-    else:
-        kwargs.update(features_extractor_class=cls, features_extractor_kwargs=extractor_kwargs)
-
-    for key, value in user_kwargs.items():
-        if key in kwargs and kwargs[key] != value and key != "features_extractor_kwargs":
-            notes.append(f"policy_kwargs {key}={value!r} from you (the source has {kwargs[key]!r}).")
-        kwargs[key] = value
-    return kwargs, notes
-
-
 def _resolve_algo(algo: type[BaseAlgorithm] | str | None, network: SourceNetwork) -> type[DQN] | type[QRDQN]:
     if algo is None:
         return QRDQN if network.algo == "QRDQN" else DQN
@@ -222,9 +147,3 @@ def _env_name(env: gym.Env | VecEnv | str, vec_env: VecEnv) -> str:
         return env
     spec = getattr(env, "spec", None) or getattr(getattr(vec_env, "envs", [None])[0], "spec", None)
     return spec.id if spec is not None else type(env).__name__
-
-
-def _default_policy(observation_space: spaces.Space) -> str:
-    if isinstance(observation_space, spaces.Dict):
-        return "MultiInputPolicy"
-    return "CnnPolicy" if is_image_space(observation_space) else "MlpPolicy"

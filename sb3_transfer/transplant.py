@@ -19,10 +19,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space
+from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtractor, NatureCNN
 
-from sb3_transfer.adapters import adapt_conv_channels, remap_head
-from sb3_transfer.errors import StrictTransferError, TransferConfigError
+from sb3_transfer.adapters import InputAdapter, ModuleExtractor, adapt_conv_channels, remap_head
+from sb3_transfer.errors import InvalidSourceError, StrictTransferError, TransferConfigError
 from sb3_transfer.groups import ADAPTER, HEAD, group_order, online_network, resolve_patterns, split_groups
 from sb3_transfer.sources import SourceNetwork
 
@@ -138,6 +141,82 @@ def _shape(shape: tuple[int, ...] | None) -> str:
 
 def _list(shape: tuple[int, ...] | None) -> list[int] | None:
     return None if shape is None else list(shape)
+
+
+def target_policy_kwargs(
+    network: SourceNetwork,
+    observation_space: spaces.Space,
+    user_kwargs: Mapping[str, Any],
+    quantiles: bool = False,
+) -> tuple[dict[str, Any], list[str]]:
+    """
+    The ``policy_kwargs`` of a target policy that fits a source network: its architecture, and an input adapter
+    when the vector observation size differs. The user's ``policy_kwargs`` take precedence.
+
+    :param network: The source network.
+    :param observation_space: The target's observation space (after SB3's wrappers, i.e. images channel-first).
+    :param user_kwargs: The user's ``policy_kwargs`` (architecture keys only).
+    :param quantiles: Whether the target is a QR-DQN policy.
+    :return: The policy kwargs, and notes for the report.
+    """
+    notes: list[str] = []
+    kwargs: dict[str, Any] = {}
+    if network.algo != "module":
+        kwargs.update(net_arch=list(network.net_arch), activation_fn=network.activation_fn)
+        if network.algo == "QRDQN" and quantiles:
+            kwargs["n_quantiles"] = network.n_quantiles
+    image = is_image_space(observation_space)
+    if image and network.normalize_images is not None:
+        kwargs["normalize_images"] = network.normalize_images
+
+    cls = ModuleExtractor if network.module is not None else network.features_extractor_class
+    extractor_kwargs = {"module": network.module} if network.module is not None else dict(network.features_extractor_kwargs)
+    if "features_extractor_class" in user_kwargs:
+        cls, extractor_kwargs = (
+            user_kwargs["features_extractor_class"],
+            dict(user_kwargs.get("features_extractor_kwargs") or {}),
+        )
+    elif cls is None:
+        raise InvalidSourceError(
+            f"{network.description} uses the custom features extractor {network.features_extractor_name}, which is not "
+            "imported from a file that may come from a stranger. Pass policy_kwargs=dict(features_extractor_class=..., "
+            "features_extractor_kwargs=...) with that class, or trust_source=True if you trust the file."
+        )
+    fits = {
+        FlattenExtractor: not image and not isinstance(observation_space, spaces.Dict),
+        NatureCNN: image,
+        CombinedExtractor: isinstance(observation_space, spaces.Dict),
+    }.get(cls, True)
+    input_dim = network.input_dim
+    if not fits:
+        notes.append(
+            f"the source's {cls.__name__} does not fit the target observations {observation_space}; "
+            "the target uses SB3's default extractor for them, freshly initialised."
+        )
+    elif (
+        "features_extractor_class" not in user_kwargs
+        and input_dim is not None
+        and isinstance(observation_space, spaces.Box)
+        and not image
+        and (network.adapted_dim is not None or get_flattened_obs_dim(observation_space) != input_dim)
+    ):
+        adapted_dim = network.adapted_dim or input_dim
+        kwargs["features_extractor_class"] = InputAdapter
+        kwargs["features_extractor_kwargs"] = dict(
+            adapted_dim=adapted_dim, extractor_class=cls, extractor_kwargs=extractor_kwargs
+        )
+        notes.append(
+            f"the target has {get_flattened_obs_dim(observation_space)} observation inputs, the pretrained layers take "
+            f"{adapted_dim}: an input adapter sits in front of them."
+        )
+    else:
+        kwargs.update(features_extractor_class=cls, features_extractor_kwargs=extractor_kwargs)
+
+    for key, value in user_kwargs.items():
+        if key in kwargs and kwargs[key] != value and key != "features_extractor_kwargs":
+            notes.append(f"policy_kwargs {key}={value!r} from you (the source has {kwargs[key]!r}).")
+        kwargs[key] = value
+    return kwargs, notes
 
 
 def transplant(

@@ -24,11 +24,14 @@ class TinyImageEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._t = 0
-        return self.observation_space.sample(), {}
+        return self._obs(), {}
 
     def step(self, action):
         self._t += 1
-        return self.observation_space.sample(), float(action == 0), False, self._t >= 8, {}
+        return self._obs(), float(action == 0), False, self._t >= 8, {}
+
+    def _obs(self):  # from the env's seeded generator, so that runs repeat
+        return self.np_random.integers(0, 256, self.observation_space.shape, dtype=np.uint8)
 
 
 class TinyDictEnv(gym.Env):
@@ -40,10 +43,13 @@ class TinyDictEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        return self.observation_space.sample(), {}
+        return self._obs(), {}
 
     def step(self, action):
-        return self.observation_space.sample(), 0.0, False, True, {}
+        return self._obs(), float(action == 0), False, True, {}
+
+    def _obs(self):
+        return {k: self.np_random.uniform(-1, 1, s.shape).astype(np.float32) for k, s in self.observation_space.spaces.items()}
 
 
 class TinyExtractor(BaseFeaturesExtractor):

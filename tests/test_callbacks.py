@@ -1,0 +1,87 @@
+import pytest
+from stable_baselines3 import DQN
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
+
+from sb3_transfer import TransferConfigError, TransferDQNPolicy
+from sb3_transfer.callbacks import FreezeSchedule, GradualUnfreeze
+
+FAST = dict(learning_starts=0, train_freq=1, batch_size=8, buffer_size=500, device="cpu")
+
+
+def make(n_envs=1, **policy_kwargs):
+    policy_kwargs.setdefault("net_arch", [8, 8])
+    return DQN(TransferDQNPolicy, make_vec_env("CartPole-v1", n_envs=n_envs, seed=0), policy_kwargs=policy_kwargs, **FAST)
+
+
+class Recorder(GradualUnfreeze):
+    """Records the frozen groups at every step."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.history = []
+
+    def _on_step(self):
+        result = super()._on_step()
+        self.history.append((self.model.num_timesteps, tuple(self.policy.frozen_groups())))
+        return result
+
+
+def first_time(history, frozen):
+    return next(t for t, groups in history if groups == frozen)
+
+
+@pytest.mark.parametrize("n_envs", [1, 4])
+def test_gradual_unfreeze_top_down_order_and_timing(n_envs):
+    model = make(n_envs)
+    callback = Recorder(every=40)
+    model.learn(200, callback=callback)
+    history = callback.history
+    assert history[0][1] == ("trunk.0", "trunk.1")  # nothing was frozen: all but the head
+    assert first_time(history, ("trunk.0",)) == 40  # the group nearest the head first
+    assert first_time(history, ()) == 80
+    assert model.policy.frozen_groups() == []
+
+
+def test_gradual_unfreeze_from_policy_freeze_bottom_up_with_warmup():
+    model = make(freeze=["trunk.*"])
+    callback = Recorder(every=30, order="bottom_up", warmup=20)
+    model.learn(45, callback=callback)
+    assert first_time(callback.history, ("trunk.1",)) == 30  # the group nearest the input first
+    # 15 of trunk.0's 20 warm-up steps done: its learning rate is 3/4 of the others'.
+    assert callback.policy.param_group("trunk.0")["lr_warmup"] == pytest.approx(0.75)
+    rates = model.policy.learning_rates()
+    assert rates["trunk.0"] == pytest.approx(0.75 * rates["head"])
+    model.learn(30, callback=callback, reset_num_timesteps=False)
+    assert model.policy.learning_rates()["trunk.0"] == pytest.approx(rates["head"])
+
+
+@pytest.mark.parametrize("n_envs", [1, 4])
+def test_freeze_schedule(n_envs):
+    model = make(n_envs)
+    callback = FreezeSchedule({"trunk.0": 60, "trunk.1": 20})
+    model.learn(20 if n_envs == 1 else 12, callback=callback)
+    assert model.policy.frozen_groups() == (["trunk.0"] if n_envs == 1 else ["trunk.0", "trunk.1"])
+    model.learn(100, callback=callback, reset_num_timesteps=False)
+    assert model.policy.frozen_groups() == []
+
+
+def test_changes_are_logged_and_printed(tmp_path, capsys):
+    model = make()
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(60, callback=GradualUnfreeze(every=25, verbose=1), log_interval=1)
+    printed = capsys.readouterr().out
+    assert "froze trunk.0, trunk.1 at timestep 0" in printed and "unfroze trunk.1 at timestep 25" in printed
+    header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
+    assert {"transfer/n_frozen", "transfer/frozen/trunk.0", "transfer/lr/head"} <= set(header)
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(TransferConfigError, match=r"matches no layer group.*trunk\.0, trunk\.1, head"):
+        make().learn(5, callback=FreezeSchedule({"encoder": 10}))
+    with pytest.raises(TransferConfigError, match="every"):
+        GradualUnfreeze(every=0)
+    with pytest.raises(TransferConfigError, match="order"):
+        GradualUnfreeze(every=5, order="sideways")
+    with pytest.raises(TransferConfigError, match="TransferDQNPolicy"):
+        DQN("MlpPolicy", "CartPole-v1", **FAST).learn(5, callback=GradualUnfreeze(every=5))
