@@ -1,18 +1,23 @@
-"""Layer-freezing schedules for :class:`~sb3_transfer.policies.TransferDQNPolicy` and ``TransferQRDQNPolicy``.
+"""Callbacks: layer-freezing schedules, and evaluation on the target task that measures what transfer bought.
 
-Both count environment timesteps (``model.num_timesteps``), so they mean the same with 1 or 16 envs, and log every
-change through SB3's logger (``transfer/frozen/<group>`` 0/1, ``transfer/lr/<group>``, ``transfer/n_frozen``) and,
-when verbose, print it.
+The freezing schedules work with :class:`~sb3_transfer.policies.TransferDQNPolicy` and ``TransferQRDQNPolicy``. They
+count environment timesteps (``model.num_timesteps``), so they mean the same with 1 or 16 envs, and log every change
+through SB3's logger (``transfer/frozen/<group>`` 0/1, ``transfer/lr/<group>``, ``transfer/n_frozen``) and, when
+verbose, print it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from stable_baselines3.common.callbacks import BaseCallback
+import gymnasium as gym
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_transfer.errors import TransferConfigError
 from sb3_transfer.groups import HEAD, resolve_patterns
+from sb3_transfer.metrics import TransferMetrics, load_curve, transfer_metrics
 from sb3_transfer.policies import TransferPolicyMixin
 
 
@@ -144,3 +149,72 @@ class GradualUnfreeze(TransferCallback):
         param_group = self.policy.param_group(group)
         param_group["lr_warmup"] = factor
         param_group.refresh()
+
+
+class TransferEvalCallback(EvalCallback):
+    """
+    SB3's ``EvalCallback`` (same arguments and behaviour: ``evaluations.npz``, best-model saving, callbacks on new
+    best and after evaluation, VecNormalize sync, success rate) that also evaluates when training starts, before any
+    learning, so that the jumpstart is measured, and measures the curve against a baseline.
+
+    After each evaluation it logs ``transfer/jumpstart``, ``transfer/asymptotic_gain``, ``transfer/transfer_ratio``
+    and, with a threshold, ``transfer/time_to_threshold_ratio`` (with a baseline), and keeps the metrics in
+    :attr:`metrics`. As in SB3, ``eval_freq`` counts calls, i.e. ``eval_freq * n_envs`` timesteps.
+
+    :param eval_env: The target task's environment for evaluation.
+    :param baseline: The baseline's curve(s) (e.g. ``"logs/scratch/evaluations.npz"``, a list of such for several
+        seeds); see :func:`~sb3_transfer.metrics.load_curve`.
+    :param threshold: Score for the time to threshold.
+    :param score_range: ``(low, high)`` normalisation of scores (see :func:`~sb3_transfer.metrics.transfer_metrics`).
+    :param last_k: Evaluations averaged for the asymptote.
+    :param kwargs: ``EvalCallback``'s arguments (``eval_freq``, ``n_eval_episodes``, ``log_path``...).
+    """
+
+    def __init__(
+        self,
+        eval_env: gym.Env | VecEnv,
+        baseline: Any = None,
+        threshold: float | None = None,
+        score_range: tuple[float, float] | None = None,
+        last_k: int = 5,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(eval_env, **kwargs)
+        # Read now: a wrong path fails before training, not after it.
+        baselines = baseline if isinstance(baseline, list) else [baseline]
+        self.baseline = None if baseline is None else [load_curve(c) for c in baselines]
+        self.threshold, self.score_range, self.last_k = threshold, score_range, last_k
+        self.timesteps: list[int] = []
+        self.mean_rewards: list[float] = []
+        self.metrics: TransferMetrics | None = None
+
+    def _on_training_start(self) -> None:
+        if self.eval_freq > 0 and (not self.timesteps or self.timesteps[-1] != self.num_timesteps):
+            calls, self.n_calls = self.n_calls, 0  # EvalCallback evaluates when n_calls % eval_freq == 0
+            try:
+                self._on_step()
+            finally:
+                self.n_calls = calls
+
+    def _on_step(self) -> bool:
+        evaluates = self.eval_freq > 0 and self.n_calls % self.eval_freq == 0
+        continue_training = super()._on_step()
+        if evaluates:
+            self.timesteps.append(self.num_timesteps)
+            self.mean_rewards.append(self.last_mean_reward)
+            self._measure()
+        return continue_training
+
+    def _measure(self) -> None:
+        self.metrics = transfer_metrics(
+            (self.timesteps, self.mean_rewards),
+            self.baseline,
+            threshold=self.threshold,
+            score_range=self.score_range,
+            last_k=self.last_k,
+            n_bootstrap=500,
+        )
+        for name, estimate in self.metrics.comparison.items():
+            self.logger.record(f"transfer/{name}", estimate.value)
+        if self.metrics.comparison:
+            self.logger.dump(self.num_timesteps)
