@@ -2,6 +2,7 @@
 
 import os
 
+from sb3_transfer import envs  # noqa: F401  (registers the target-task variants with gymnasium)
 from sb3_transfer.adapt import load_and_adapt
 from sb3_transfer.adapters import InputAdapter, ModuleExtractor
 from sb3_transfer.errors import (

@@ -1,0 +1,85 @@
+"""Gymnasium ids of target-task variants, registered on ``import sb3_transfer``.
+
+=========================  ================  =========================================================================
+id                         source task       what differs
+=========================  ================  =========================================================================
+CartPoleLongPole-v1        CartPole-v1       pole twice as long: half-length (CartPole's ``length``) 1.0 instead of 0.5
+CartPoleWeakMotor-v1       CartPole-v1       pushes of 3.0 N instead of 10.0 N (``force_mag``)
+LunarLanderWindy-v3        LunarLander-v3    wind on (``enable_wind=True``, ``wind_power=15.0``)
+LunarLanderLowGravity-v3   LunarLander-v3    gravity -5.0 instead of -10.0
+AcrobotHeavy-v1            Acrobot-v1        second link 1.5 kg instead of 1.0 and 1.5 m long instead of 1.0
+MinAtar/<Game>-v1          (MinAtar)         registered from the ``minatar`` package when it is installed
+=========================  ================  =========================================================================
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+VARIANTS: dict[str, dict] = {
+    "CartPoleLongPole-v1": dict(
+        entry_point="sb3_transfer.envs.variants:CartPoleVariant",
+        kwargs=dict(length=1.0),
+        max_episode_steps=500,
+        reward_threshold=475.0,
+        source="CartPole-v1",
+    ),
+    "CartPoleWeakMotor-v1": dict(
+        entry_point="sb3_transfer.envs.variants:CartPoleVariant",
+        kwargs=dict(force_mag=3.0),
+        max_episode_steps=500,
+        reward_threshold=475.0,
+        source="CartPole-v1",
+    ),
+    "LunarLanderWindy-v3": dict(
+        entry_point="gymnasium.envs.box2d.lunar_lander:LunarLander",
+        kwargs=dict(enable_wind=True, wind_power=15.0),
+        max_episode_steps=1000,
+        reward_threshold=200.0,
+        source="LunarLander-v3",
+    ),
+    "LunarLanderLowGravity-v3": dict(
+        entry_point="gymnasium.envs.box2d.lunar_lander:LunarLander",
+        kwargs=dict(gravity=-5.0),
+        max_episode_steps=1000,
+        reward_threshold=200.0,
+        source="LunarLander-v3",
+    ),
+    "AcrobotHeavy-v1": dict(
+        entry_point="sb3_transfer.envs.variants:AcrobotVariant",
+        kwargs=dict(link_mass_2=1.5, link_length_2=1.5),
+        max_episode_steps=500,
+        reward_threshold=-100.0,
+        source="Acrobot-v1",
+    ),
+}
+
+
+def source_task(env_id: str) -> str | None:
+    """The task a registered variant was made from (``"CartPole-v1"`` for ``"CartPoleLongPole-v1"``), else ``None``."""
+    variant = VARIANTS.get(env_id)
+    return variant["source"] if variant else None
+
+
+def register_envs() -> list[str]:
+    """
+    Register the variants (and MinAtar's games when ``minatar`` is installed) with gymnasium. Safe to call again.
+
+    :return: The ids registered by this call.
+    """
+    registered = []
+    for env_id, spec in VARIANTS.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, **{k: v for k, v in spec.items() if k != "source"})
+            registered.append(env_id)
+    try:
+        import minatar.gym  # its package does not register its games with gymnasium by itself
+    except ImportError:
+        return registered
+    if "MinAtar/Breakout-v1" not in gym.registry:
+        minatar.gym.register_envs()
+        registered += [env_id for env_id in gym.registry if env_id.startswith("MinAtar/")]
+    return registered
+
+
+register_envs()

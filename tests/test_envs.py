@@ -1,0 +1,55 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import sb3_transfer  # noqa: F401  (registers the variants)
+from sb3_transfer.envs import VARIANTS, register_envs, source_task
+
+LUNAR = [i for i in VARIANTS if i.startswith("LunarLander")]
+
+
+def trajectory(env_id: str, steps: int = 5, action: int = 1) -> np.ndarray:
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=0)
+    out = [obs]
+    for _ in range(steps):
+        obs, *_ = env.step(action)
+        out.append(obs)
+    env.close()
+    return np.array(out)
+
+
+@pytest.mark.parametrize("env_id", list(VARIANTS))
+def test_variant_dynamics_really_differ_from_the_source(env_id):
+    if env_id in LUNAR:
+        pytest.importorskip("Box2D")
+    source = source_task(env_id)
+    assert gym.make(env_id).observation_space == gym.make(source).observation_space
+    assert gym.make(env_id).action_space == gym.make(source).action_space
+    a, b = trajectory(env_id), trajectory(source)
+    if env_id not in LUNAR:  # LunarLander's reset already takes a physics step
+        assert np.array_equal(a[0], b[0])  # same start for the same seed
+    assert not np.allclose(a[1:], b[1:])  # different dynamics
+
+
+def test_cartpole_variants_recompute_derived_quantities():
+    long_pole = gym.make("CartPoleLongPole-v1").unwrapped
+    assert long_pole.length == 1.0 and long_pole.polemass_length == pytest.approx(0.1 * 1.0)
+    assert long_pole.total_mass == pytest.approx(1.1)
+    weak = gym.make("CartPoleWeakMotor-v1").unwrapped
+    assert weak.force_mag == 3.0 and weak.polemass_length == pytest.approx(0.05)
+
+
+def test_acrobot_and_lunar_parameters():
+    heavy = gym.make("AcrobotHeavy-v1").unwrapped
+    assert (heavy.LINK_MASS_2, heavy.LINK_LENGTH_2, heavy.LINK_COM_POS_2) == (1.5, 1.5, 0.75)
+    assert gym.make("Acrobot-v1").unwrapped.LINK_MASS_2 == 1.0  # the class attribute is untouched
+    pytest.importorskip("Box2D")
+    windy = gym.make("LunarLanderWindy-v3").unwrapped
+    assert windy.enable_wind and windy.wind_power == 15.0
+    assert gym.make("LunarLanderLowGravity-v3").unwrapped.gravity == -5.0
+
+
+def test_registration_is_idempotent():
+    assert register_envs() == []
+    assert source_task("CartPole-v1") is None
