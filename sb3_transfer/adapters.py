@@ -179,10 +179,10 @@ def remap_head(
 
     Heads are laid out as SB3 does: ``n_quantiles`` blocks of ``n_actions`` rows, quantile-major (a DQN head is the
     one-quantile case). Each mapped target action takes the rows of its source action; quantile counts are
-    converted exactly where the Q-value is concerned: a DQN row is the mean of the quantile rows, a QR-DQN row from a
-    DQN head repeats the Q row, and between two quantile counts rows are linearly interpolated over the quantile
-    midpoints. Unmapped target actions start at the mean of the mapped actions' rows, so that a new action starts
-    with an average value estimate instead of one on an arbitrary scale.
+    converted keeping the Q-value (the mean over quantiles) exactly: a DQN row is the mean of the quantile rows, a
+    QR-DQN row from a DQN head repeats the Q row, and between two quantile counts each target quantile averages the
+    source quantiles over its probability range. Unmapped target actions start at the mean of the mapped actions'
+    rows, so that a new action starts with an average value estimate instead of one on an arbitrary scale.
 
     :param source: Source head tensor, first dimension ``n_quantiles_src * source_actions``.
     :param target: Target head tensor (shape reference), first dimension ``n_quantiles_tgt * target_actions``.
@@ -201,17 +201,18 @@ def remap_head(
 
 
 def _convert_quantiles(blocks: th.Tensor, n_out: int) -> th.Tensor:
+    """
+    Re-sample quantile rows: each target quantile averages the source quantile function over its probability range
+    ``[j / n_out, (j + 1) / n_out]`` (the source's being piecewise constant). This keeps the mean over quantiles, the
+    Q-value, exactly; to one quantile it is the mean, from one it is a copy.
+    """
     n_in = blocks.shape[0]
     if n_in == n_out:
         return blocks
-    if n_out == 1:
-        return blocks.mean(dim=0, keepdim=True)
-    if n_in == 1:
-        return blocks.expand(n_out, *blocks.shape[1:])
-    # Interpolate over the quantile midpoints tau_i = (2i + 1) / 2N; the output is linear in the weights.
-    tau_in = (th.arange(n_in, dtype=th.float64) + 0.5) / n_in
-    tau_out = ((th.arange(n_out, dtype=th.float64) + 0.5) / n_out).clamp(tau_in[0], tau_in[-1])
-    upper = th.searchsorted(tau_in, tau_out).clamp(1, n_in - 1)
-    frac = ((tau_out - tau_in[upper - 1]) / (tau_in[upper] - tau_in[upper - 1])).to(blocks.dtype)
-    frac = frac.reshape(-1, *([1] * (blocks.dim() - 1)))
-    return blocks[upper - 1] * (1 - frac) + blocks[upper] * frac
+    edges_in = th.linspace(0, 1, n_in + 1, dtype=th.float64)
+    edges_out = th.linspace(0, 1, n_out + 1, dtype=th.float64)
+    overlap = (
+        th.minimum(edges_out[1:, None], edges_in[None, 1:]) - th.maximum(edges_out[:-1, None], edges_in[None, :-1])
+    ).clamp(min=0)
+    weights = (overlap * n_out).to(blocks.dtype)  # (n_out, n_in), rows sum to 1
+    return th.einsum("oi,i...->o...", weights, blocks)

@@ -84,7 +84,11 @@ class FreezeSchedule(TransferCallback):
         if due:
             for pattern in due:
                 del self._pending[pattern]
-            self._announce("unfroze", self.policy.unfreeze(*due))
+            # A group that a still pending pattern also names stays frozen until that pattern is due.
+            groups = list(self.policy.layer_groups())
+            held = set(resolve_patterns(list(self._pending), groups, what="FreezeSchedule")) if self._pending else set()
+            release = [g for g in resolve_patterns(due, groups, what="FreezeSchedule") if g not in held]
+            self._announce("unfroze", self.policy.unfreeze(*release) if release else [])
         return True
 
 
@@ -118,9 +122,16 @@ class GradualUnfreeze(TransferCallback):
         self._warming: dict[str, int] = {}
 
     def _on_training_start(self) -> None:
-        if self._start is not None:  # a further learn() call goes on with the same schedule
+        now = self.model.num_timesteps
+        if self._start is not None and now >= self._start:  # a further learn() call goes on with the same schedule
             return
-        self._start = self.model.num_timesteps
+        if self._start is not None:  # learn(reset_num_timesteps=True) counts from 0 again: so does the schedule
+            self._start = now - self._unfrozen * self.every
+            self._warming = {group: now for group in self._warming}
+            return
+        self._start = now
+        # Groups whose warm-up a save / load or an earlier run cut short go on warming up.
+        self._warming = {g["group"]: now for g in self.policy.optimizer.param_groups if g.get("lr_warmup", 1.0) < 1.0}
         groups = list(self.policy.layer_groups())
         frozen = self.policy.frozen_groups()
         if not frozen:
@@ -139,7 +150,7 @@ class GradualUnfreeze(TransferCallback):
                 self._set_warmup(group, 0.0)
             self._announce("unfroze", self.policy.unfreeze(group))
         for group, since in list(self._warming.items()):
-            factor = min(1.0, (now - since) / self.warmup)
+            factor = min(1.0, max(0.0, (now - since) / max(self.warmup, 1)))
             self._set_warmup(group, factor)
             if factor >= 1.0:
                 del self._warming[group]

@@ -46,11 +46,6 @@ class ScaledLRGroup(dict):
         self["lr"] = self.get("lr_base", self["lr"])
 
 
-def _rewrap_param_groups(optimizer: th.optim.Optimizer) -> None:
-    # torch's Optimizer.load_state_dict replaces the param groups by plain dicts (their keys survive).
-    optimizer.param_groups[:] = [g if isinstance(g, ScaledLRGroup) else ScaledLRGroup(g) for g in optimizer.param_groups]
-
-
 class TransferPolicyMixin:
     """
     What :class:`TransferDQNPolicy` and :class:`TransferQRDQNPolicy` add to SB3's policies: a pretrained start through
@@ -75,10 +70,7 @@ class TransferPolicyMixin:
         """Resolve the architecture (from the source when there is one) before SB3 builds the networks."""
         self._frozen: set[str] = set()
         self._freeze_patterns = [freeze] if isinstance(freeze, str) else list(freeze or [])
-        self._lr_scale_patterns = dict(lr_scale or {})
-        for pattern, factor in self._lr_scale_patterns.items():
-            if not isinstance(factor, int | float) or isinstance(factor, bool) or factor < 0:
-                raise TransferConfigError(f"lr_scale[{pattern!r}] = {factor!r}: a factor must be a number >= 0.")
+        self._lr_scale_patterns = _check_lr_scale(lr_scale)
         user = {k: v for k, v in arch.items() if v is not None}
         if pretrained is None:
             user.setdefault("features_extractor_class", _default_extractor(observation_space))
@@ -153,7 +145,7 @@ class TransferPolicyMixin:
                 param.requires_grad_(False)
                 param.grad = None
         self._frozen.update(names)
-        self.set_training_mode(self.training)  # type: ignore[attr-defined]
+        self._sync_frozen()
         return newly
 
     def unfreeze(self, *patterns: str) -> list[str]:
@@ -170,8 +162,14 @@ class TransferPolicyMixin:
             for param in groups[name]:
                 param.requires_grad_(True)
         self._frozen.difference_update(names)
-        self.set_training_mode(self.training)  # type: ignore[attr-defined]
+        self._sync_frozen()
         return newly
+
+    def _sync_frozen(self) -> None:
+        # The optimizer's param groups carry the flag, so that it is saved with the model (SB3 saves the optimizer).
+        for group in self.optimizer.param_groups:
+            group["frozen"] = group.get("group") in self._frozen
+        self.set_training_mode(self.training)  # type: ignore[attr-defined]
 
     def frozen_groups(self) -> list[str]:
         """The frozen layer groups, in network order."""
@@ -194,13 +192,19 @@ class TransferPolicyMixin:
     def _make_grouped_optimizer(self, lr_schedule: Schedule) -> th.optim.Optimizer:
         groups = self.layer_groups()
         param_groups = [
-            ScaledLRGroup(params=params, group=name, lr_scale=self._scale_for(name, list(groups)), lr_warmup=1.0)
+            ScaledLRGroup(
+                params=params,
+                group=name,
+                lr_scale=self._scale_for(name, list(groups)),
+                lr_warmup=1.0,
+                frozen=name in self._frozen,
+            )
             for name, params in groups.items()
         ]
         optimizer = self.optimizer_class(param_groups, lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
         for group in optimizer.param_groups:
             group["lr"] = lr_schedule(1)
-        optimizer.register_load_state_dict_post_hook(_rewrap_param_groups)
+        optimizer.register_load_state_dict_post_hook(self._after_optimizer_load)
         return optimizer
 
     def set_lr_scale(self, lr_scale: Mapping[str, float]) -> None:
@@ -210,6 +214,7 @@ class TransferPolicyMixin:
         :param lr_scale: Factors by group name or glob pattern.
         """
         groups = [g["group"] for g in self.optimizer.param_groups]
+        lr_scale = _check_lr_scale(lr_scale)
         for pattern, factor in lr_scale.items():
             for name in resolve_patterns([pattern], groups, what="lr_scale"):
                 group = self.param_group(name)
@@ -236,22 +241,26 @@ class TransferPolicyMixin:
 
     # --- saving -------------------------------------------------------------------------------------------------------
 
-    def get_extra_state(self) -> dict[str, Any]:
-        # Saved in the policy's state dict, so the frozen groups (changed by callbacks since construction) survive
-        # save / load; the per-group learning-rate factors live in the optimizer's state.
-        return {"frozen": sorted(self._frozen)}
-
-    def set_extra_state(self, state: Any) -> None:
-        frozen = list(state.get("frozen", [])) if isinstance(state, dict) else []
-        groups = self.layer_groups()
-        for name, params in groups.items():
-            for param in params:
-                param.requires_grad_(name not in frozen)
-        self._frozen = set(frozen) & set(groups)
-        self.set_training_mode(self.training)  # type: ignore[attr-defined]
+    def _after_optimizer_load(self, optimizer: th.optim.Optimizer) -> None:
+        # torch's Optimizer.load_state_dict replaces the param groups by plain dicts (their keys survive): wrap them
+        # again, and restore the frozen groups saved with them (callbacks may have changed them since construction).
+        optimizer.param_groups[:] = [g if isinstance(g, ScaledLRGroup) else ScaledLRGroup(g) for g in optimizer.param_groups]
+        frozen = [g["group"] for g in optimizer.param_groups if g.get("frozen")]
+        if set(frozen) != self._frozen:
+            self.unfreeze()
+            if frozen:
+                self.freeze(*frozen)
 
     def _transfer_constructor_parameters(self) -> dict[str, Any]:
         return {"freeze": self.frozen_groups(), "lr_scale": dict(self._lr_scale_patterns)}
+
+
+def _check_lr_scale(lr_scale: Mapping[str, float] | None) -> dict[str, float]:
+    checked = dict(lr_scale or {})
+    for pattern, factor in checked.items():
+        if not isinstance(factor, int | float) or isinstance(factor, bool) or not factor >= 0:
+            raise TransferConfigError(f"lr_scale[{pattern!r}] = {factor!r}: a factor must be a number >= 0.")
+    return checked
 
 
 def _default_extractor(observation_space: spaces.Space) -> type[BaseFeaturesExtractor]:

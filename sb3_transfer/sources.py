@@ -29,10 +29,27 @@ from stable_baselines3.common.policies import BasePolicy
 from torch import nn
 
 from sb3_transfer import adapters
-from sb3_transfer.errors import InvalidSourceError, SourceNotFoundError, UnsafeSourceError, UnsupportedSourceError
+from sb3_transfer.errors import (
+    InvalidSourceError,
+    SourceNotFoundError,
+    TransferConfigError,
+    UnsafeSourceError,
+    UnsupportedSourceError,
+)
 from sb3_transfer.groups import ONLINE_NETS, split_groups
 
 SUPPORTED_ALGOS = ("DQN", "QRDQN")
+
+# Caps on what a zip member may unpack to, so that a small file cannot exhaust memory.
+MAX_DATA_BYTES = 64 * 2**20
+MAX_WEIGHTS_BYTES = 2 * 2**30
+
+# Keyword arguments of SB3's extractors that an untrusted zip may set, with their types.
+_SAFE_EXTRACTOR_KWARGS: dict[str, dict[str, type]] = {
+    "NatureCNN": {"features_dim": int, "normalized_image": bool},
+    "CombinedExtractor": {"cnn_output_dim": int, "normalized_image": bool},
+    "FlattenExtractor": {},
+}
 
 #: Features extractor classes a zip may name that are safe to import by name.
 _KNOWN_EXTRACTORS: dict[str, type[nn.Module]] = {
@@ -135,12 +152,14 @@ def read_source(source: Any, trust_source: bool = False) -> SourceNetwork:
     """
     Read a pretrained source.
 
-    :param source: Path to an SB3 ``.zip``; an SB3 algorithm; an SB3 policy; an ``nn.Module`` (an encoder); or a
-        state dict of an SB3 DQN / QR-DQN policy.
+    :param source: Path to an SB3 ``.zip``; an SB3 algorithm; an SB3 policy; an ``nn.Module`` (an encoder); a
+        state dict of an SB3 DQN / QR-DQN policy; or a :class:`SourceNetwork` already read (returned as it is).
     :param trust_source: Allow unpickling the zip's metadata (needed only for custom classes, e.g. a custom
         features extractor or activation function). Never set it for a file from a stranger.
     :return: The source network.
     """
+    if isinstance(source, SourceNetwork):
+        return source
     if isinstance(source, str | os.PathLike):
         return read_zip(source, trust_source=trust_source)
     if isinstance(source, BaseAlgorithm):
@@ -195,15 +214,18 @@ def read_zip(path: str | os.PathLike, trust_source: bool = False) -> SourceNetwo
                     f"'{path}' is a zip archive but not an SB3 model: it lacks {', '.join(sorted(missing))} "
                     f"(it holds {', '.join(sorted(members)) or 'nothing'})."
                 )
+            for name, cap in (("data", MAX_DATA_BYTES), ("policy.pth", MAX_WEIGHTS_BYTES)):
+                if archive.getinfo(name).file_size > cap:
+                    raise InvalidSourceError(f"'{path}': its '{name}' member unpacks to more than {cap} bytes; refused.")
             data_bytes = archive.read("data")
             policy_bytes = archive.read("policy.pth")
             version_file = "_stable_baselines3_version"
             version = archive.read(version_file).decode("utf-8", "replace").strip() if version_file in members else None
-    except (zipfile.BadZipFile, EOFError, zlib.error) as e:
-        raise InvalidSourceError(f"'{path}' is a damaged or truncated zip archive: {e}") from e
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError, OSError) as e:
+        raise InvalidSourceError(f"'{path}' is a damaged, truncated or unsupported zip archive: {e}") from e
     try:
         data = json.loads(data_bytes)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:
         raise InvalidSourceError(f"'{path}': its 'data' member is not SB3's JSON metadata ({e}).") from e
     if not isinstance(data, dict):
         raise InvalidSourceError(f"'{path}': its 'data' member is not SB3's JSON metadata (a {type(data).__name__}).")
@@ -218,7 +240,7 @@ def read_zip(path: str | os.PathLike, trust_source: bool = False) -> SourceNetwo
         raise InvalidSourceError(f"'{path}': policy.pth cannot be read as PyTorch weights ({type(e).__name__}: {e}).") from e
     if not isinstance(state_dict, Mapping):
         raise InvalidSourceError(f"'{path}': policy.pth holds a {type(state_dict).__name__}, not a state dict.")
-    meta = _zip_metadata(data, trust_source, path)
+    meta = {**_zip_metadata(data, trust_source, path), "trusted": trust_source}
     network = _from_state_dict(state_dict, f"'{path}'", meta)
     network.description = f"'{path}' ({network.algo}" + (f", SB3 {version})" if version else ")")
     network.sb3_version = version
@@ -247,7 +269,7 @@ def _zip_metadata(data: dict[str, Any], trust_source: bool, path: Path) -> dict[
         "policy_module": module,
         "policy_class_name": class_name,
         "policy_kwargs": policy_kwargs if isinstance(policy_kwargs, dict) else {},
-        "n_actions": int(n_actions) if isinstance(n_actions, int | str) and str(n_actions).isdigit() else None,
+        "n_actions": int(n_actions) if re.fullmatch(r"[0-9]{1,9}", str(n_actions)) else None,
         "action_space_type": action_space.get(":type:", "") if isinstance(action_space, dict) else "",
     }
 
@@ -261,12 +283,43 @@ def _from_policy(policy: BasePolicy, label: str) -> SourceNetwork:
             "features_extractor_kwargs": policy.features_extractor_kwargs,
         },
         "n_actions": int(policy.action_space.n) if hasattr(policy.action_space, "n") else None,
+        "trusted": True,  # a live object: its classes are already imported
     }
     return _from_state_dict(policy.state_dict(), label, meta)
 
 
+def _check_tensors(state_dict: Mapping[Any, Any], label: str) -> dict[str, th.Tensor]:
+    """The state dict's tensors, each a dense CPU float tensor with the data it claims (no stride-0 blow-ups)."""
+    tensors = {}
+    for key, value in state_dict.items():
+        if not isinstance(value, th.Tensor):
+            continue
+        if not isinstance(key, str):
+            raise InvalidSourceError(f"{label}: state dict key {key!r} is not a string.")
+        counter = key.endswith("num_batches_tracked") and value.dtype == th.int64  # BatchNorm's step counter
+        if value.layout != th.strided or value.device.type != "cpu" or not (value.is_floating_point() or counter):
+            raise InvalidSourceError(
+                f"{label}: tensor '{key}' is not a dense float tensor on the CPU "
+                f"({value.layout}, {value.dtype}, {value.device})."
+            )
+        if value.untyped_storage().nbytes() < value.numel() * value.element_size():
+            raise InvalidSourceError(f"{label}: tensor '{key}' claims more elements than its data holds; refused.")
+        tensors[key] = value
+    return tensors
+
+
+def _check_layers(groups: dict[str, dict[str, th.Tensor]], label: str) -> None:
+    for group, layer in groups.items():
+        if group.startswith("trunk.") or group == "head":
+            weight, bias = layer.get("weight"), layer.get("bias")
+            extra = set(layer) - {"weight", "bias"}
+            if weight is None or weight.dim() != 2 or extra or (bias is not None and bias.shape != weight.shape[:1]):
+                shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in layer.items())
+                raise InvalidSourceError(f"{label}: layer {group} is not a Linear layer's weight and bias ({shapes}).")
+
+
 def _from_state_dict(state_dict: Mapping[str, Any], label: str, meta: dict[str, Any]) -> SourceNetwork:
-    tensors = {k: v for k, v in state_dict.items() if isinstance(v, th.Tensor)}
+    tensors = _check_tensors(state_dict, label)
     module = meta.get("policy_module", "")
     online = next((attr for attr in ONLINE_NETS if any(k.startswith(f"{attr}.{attr}.") for k in tensors)), None)
     if online is None:
@@ -285,7 +338,11 @@ def _from_state_dict(state_dict: Mapping[str, Any], label: str, meta: dict[str, 
 
     kwargs = dict(meta.get("policy_kwargs") or {})
     notes: list[str] = []
-    groups = split_groups(tensors, mlp_name)
+    try:
+        groups = split_groups(tensors, mlp_name)
+    except TransferConfigError as e:
+        raise InvalidSourceError(f"{label}: {e}") from e
+    _check_layers(groups, label)
     head = groups.get("head", {}).get("weight")
     if head is None:
         raise InvalidSourceError(f"{label}: the Q-network has no output layer ({mlp_name}.<i>.weight).")
@@ -293,6 +350,8 @@ def _from_state_dict(state_dict: Mapping[str, Any], label: str, meta: dict[str, 
     n_actions, n_quantiles = _actions_and_quantiles(int(head.shape[0]), algo, meta.get("n_actions"), kwargs, notes, label)
     activation_fn = _activation(kwargs.get("activation_fn"), notes, label)
     extractor_name, extractor_class, extractor_kwargs = _extractor(kwargs, meta.get("policy_class_name", ""), groups, notes)
+    if not meta.get("trusted"):
+        extractor_kwargs = _safe_extractor_kwargs(extractor_name, extractor_kwargs, notes)
     normalize_images = kwargs.get("normalize_images")
     return SourceNetwork(
         tensors=tensors,
@@ -352,9 +411,16 @@ def _activation(recorded: Any, notes: list[str], label: str) -> type[nn.Module]:
         return recorded
     name = m.group(1) if (m := re.match(r"<class 'torch\.nn\.modules\.activation\.(\w+)'>", str(recorded))) else None
     activation = getattr(nn, name, None) if name else None
-    if isinstance(activation, type) and issubclass(activation, nn.Module):
+    if (
+        isinstance(activation, type)
+        and issubclass(activation, nn.Module)
+        and activation.__module__ == "torch.nn.modules.activation"
+        and activation is not nn.MultiheadAttention
+    ):
         return activation
-    notes.append(f"activation {recorded} cannot be resolved without unpickling; assumed ReLU (pass trust_source=True).")
+    notes.append(
+        f"activation {recorded} is not a torch activation read without unpickling; assumed ReLU (trust_source=True reads it)."
+    )
     return nn.ReLU
 
 
@@ -395,3 +461,13 @@ def _resolve_class(recorded: Any) -> tuple[type[nn.Module] | None, str]:
         return recorded, f"{recorded.__module__}.{recorded.__qualname__}"
     name = m.group(1) if (m := re.match(r"<class '([\w.]+)'>", str(recorded))) else str(recorded)
     return _KNOWN_EXTRACTORS.get(name), name
+
+
+def _safe_extractor_kwargs(name: str, kwargs: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """Of an untrusted file's extractor kwargs, keep those SB3's extractors take, with the right types."""
+    allowed = _SAFE_EXTRACTOR_KWARGS.get(name.rsplit(".", 1)[-1], {})
+    kept = {k: v for k, v in kwargs.items() if k in allowed and type(v) is allowed[k]}
+    dropped = sorted(set(kwargs) - set(kept))
+    if dropped:
+        notes.append(f"features_extractor_kwargs {', '.join(dropped)} from the file are not used (unknown or mistyped).")
+    return kept

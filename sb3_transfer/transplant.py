@@ -361,7 +361,7 @@ def _carry_head(
         mapped = ", ".join(f"{a}<-{b}" for a, b in sorted(head_map.items()))
         parts.append(f"rows of actions {mapped} carried" + (f"; actions {unmapped} start at their mean" if unmapped else ""))
     if n_q_src != n_q_tgt:
-        how = "averaged" if n_q_tgt == 1 else "repeated" if n_q_src == 1 else "interpolated"
+        how = "averaged" if n_q_tgt == 1 else "repeated" if n_q_src == 1 else "re-sampled, mean kept"
         parts.append(f"{n_q_src} -> {n_q_tgt} quantiles ({how})")
     return value, ADAPTED, "; ".join(parts)
 

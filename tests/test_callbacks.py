@@ -85,3 +85,21 @@ def test_errors_name_the_problem():
         GradualUnfreeze(every=5, order="sideways")
     with pytest.raises(TransferConfigError, match="TransferDQNPolicy"):
         DQN("MlpPolicy", "CartPole-v1", **FAST).learn(5, callback=GradualUnfreeze(every=5))
+
+
+def test_freeze_schedule_keeps_a_group_until_its_latest_pattern():
+    model = make()
+    callback = FreezeSchedule({"trunk.0": 100, "trunk.*": 40})
+    model.learn(60, callback=callback)
+    assert model.policy.frozen_groups() == ["trunk.0"]
+    model.learn(60, callback=callback, reset_num_timesteps=False)
+    assert model.policy.frozen_groups() == []
+
+
+def test_warmup_never_goes_negative_when_timesteps_restart():
+    model = make(freeze=["trunk.*"])
+    callback = GradualUnfreeze(every=40, warmup=100)
+    model.learn(60, callback=callback)
+    model.learn(10, callback=callback)  # reset_num_timesteps=True: the count starts again at 0
+    assert all(lr >= 0 for lr in model.policy.learning_rates().values())
+    assert 0.0 <= model.policy.param_group("trunk.1")["lr_warmup"] < 1.0

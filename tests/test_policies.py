@@ -217,3 +217,20 @@ def test_transfer_policy_with_adapter_and_other_actions(cartpole_zip):
     assert model.policy.transfer_report.group_actions()["head"] == {"adapted"}
     model.learn(20)
     assert np.isfinite(q_values(model, sample_batch(model.observation_space)).numpy()).all()
+
+
+def test_set_lr_scale_is_checked():
+    model = DQN(TransferDQNPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=[8]), **FAST)
+    for bad in (-1, "x", float("nan")):
+        with pytest.raises(TransferConfigError, match=">= 0"):
+            model.policy.set_lr_scale({"head": bad})
+
+
+def test_plain_sb3_weights_load_into_a_transfer_policy():
+    plain = DQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]), seed=1, **FAST)
+    ours = DQN(TransferDQNPolicy, "CartPole-v1", policy_kwargs=dict(net_arch=[8], freeze=["trunk.0"]), **FAST)
+    ours.policy.load_state_dict(plain.policy.state_dict())
+    obs = sample_batch(ours.observation_space)
+    assert th.equal(q_values(ours, obs), q_values(plain, obs))
+    assert ours.policy.frozen_groups() == ["trunk.0"]
+    assert set(ours.policy.state_dict()) == set(plain.policy.state_dict())  # nothing extra in the weights

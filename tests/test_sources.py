@@ -247,3 +247,66 @@ def test_qrdqn_default_quantiles_assumed_and_noted():
     network = read_source({k: v for k, v in source.policy.state_dict().items()})
     assert network.n_quantiles == 200 and network.n_actions == 2
     assert any("200" in note for note in network.notes)
+
+
+def save_state_dict_zip(cartpole_zip, path, state_dict) -> None:
+    buffer = io.BytesIO()
+    th.save(state_dict, buffer)
+    rewrite_zip(cartpole_zip, path, **{"policy.pth": buffer.getvalue()})
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda sd: sd.update({"q_net.q_net.0.weight": sd["q_net.q_net.0.weight"].long()}), "not a dense float tensor"),
+        (lambda sd: sd.update({"q_net.q_net.0.weight": th.zeros(1).expand(16, 4)}), "claims more elements"),
+        (lambda sd: sd.update({"q_net.foo": th.zeros(2)}), "belongs to no known part"),
+        (lambda sd: sd.update({"q_net.q_net.4.bias": th.zeros(3)}), r"layer head is not a Linear layer"),
+        (lambda sd: sd.update({"q_net.q_net.2.weight": th.zeros(16)}), r"layer trunk\.1 is not a Linear layer"),
+        (lambda sd: sd.update({7: th.zeros(2)}), "is not a string"),
+    ],
+    ids=["int-weight", "stride-0", "stray-key", "head-bias", "1d-weight", "int-key"],
+)
+def test_malformed_weights_are_named(cartpole_zip, tmp_path, edit, match):
+    state_dict = DQN.load(cartpole_zip, device="cpu").policy.state_dict()
+    edit(state_dict)
+    save_state_dict_zip(cartpole_zip, tmp_path / "bad.zip", state_dict)
+    with pytest.raises(InvalidSourceError, match=match):
+        load_and_adapt(tmp_path / "bad.zip", "CartPole-v1", verbose=0)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("action_space", {"n": "²"}),
+        ("action_space", {"n": "9" * 5000}),
+        ("policy_kwargs", {"activation_fn": "<class 'torch.nn.modules.activation.Module'>"}),
+        ("policy_kwargs", {"activation_fn": "<class 'torch.nn.modules.activation.MultiheadAttention'>"}),
+        ("policy_kwargs", {"features_extractor_kwargs": {"foo": 1}}),
+        ("policy_kwargs", ["not", "a", "dict"]),
+        ("policy_class", None),
+    ],
+)
+def test_odd_metadata_is_read_safely(cartpole_zip, tmp_path, key, value):
+    with zipfile.ZipFile(cartpole_zip) as archive:
+        data = json.loads(archive.read("data"))
+    data[key] = value
+    rewrite_zip(cartpole_zip, tmp_path / "odd.zip", data=json.dumps(data).encode())
+    model = load_and_adapt(tmp_path / "odd.zip", "CartPole-v1", transfer="all", verbose=0)
+    assert model.policy.activation_fn is nn.ReLU
+    assert model.transfer_report.group_actions()["head"] == {"copied"}
+
+
+@pytest.mark.parametrize("content", [b"[" * 100_000, b'{"n": ' + b"9" * 5000 + b"}"], ids=["deep", "bigint"])
+def test_hostile_json_is_named(cartpole_zip, tmp_path, content):
+    rewrite_zip(cartpole_zip, tmp_path / "x.zip", data=content)
+    with pytest.raises(InvalidSourceError, match="JSON"):
+        read_source(tmp_path / "x.zip")
+
+
+def test_members_that_unpack_too_large_are_refused(cartpole_zip, monkeypatch):
+    import sb3_transfer.sources
+
+    monkeypatch.setattr(sb3_transfer.sources, "MAX_DATA_BYTES", 100)
+    with pytest.raises(InvalidSourceError, match="unpacks to more than 100 bytes"):
+        read_source(cartpole_zip)

@@ -1,0 +1,254 @@
+"""The ``sb3-transfer`` command: pretrain, inspect, adapt, train."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from sb3_transfer.adapt import ALGOS, load_and_adapt
+from sb3_transfer.errors import TransferConfigError, TransferError
+from sb3_transfer.sources import read_source
+from sb3_transfer.zoo import zoo_hyperparams
+
+
+class OutputExistsError(TransferError, FileExistsError):
+    """An output path exists and ``--force`` was not given."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Run the command line.
+
+    :param argv: Arguments (default: ``sys.argv[1:]``).
+    :return: The exit status: 0 on success, 2 on a user error (printed as one line).
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (TransferError, gym.error.Error) as e:
+        print(f"sb3-transfer {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sb3-transfer", description="Transfer learning for Stable-Baselines3 DQN and QR-DQN agents."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("pretrain", help="train a source agent, with rl-zoo3's tuned hyperparameters when it has them")
+    p.add_argument("env", help="environment id, e.g. CartPole-v1")
+    p.add_argument("--algo", default="dqn", choices=sorted(ALGOS))
+    p.add_argument("-o", "--output", required=True, help="where to save the model (.zip)")
+    p.add_argument("--steps", type=int, help="timesteps (default: rl-zoo3's n_timesteps, else 50000)")
+    _common(p)
+    p.set_defaults(run=_pretrain)
+
+    p = commands.add_parser("inspect", help="groups, shapes and metadata of a source, read without unpickling")
+    p.add_argument("source", help="an SB3 .zip")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--trust-source", action="store_true", help="allow unpickling the zip's metadata")
+    p.set_defaults(run=_inspect)
+
+    p = commands.add_parser("adapt", help="build a model for a target task from a source, print the report, save it")
+    p.add_argument("source", help="an SB3 .zip")
+    p.add_argument("env", help="the target task's environment id")
+    p.add_argument("-o", "--output", required=True, help="where to save the adapted model (.zip)")
+    _transfer_options(p)
+    _common(p)
+    p.set_defaults(run=_adapt)
+
+    p = commands.add_parser("train", help="fine-tune a source on a target task with evaluation; print transfer metrics")
+    p.add_argument("source", help="an SB3 .zip, or 'scratch' for a baseline without transfer")
+    p.add_argument("env", help="the target task's environment id")
+    p.add_argument("--steps", type=int, help="timesteps (default: rl-zoo3's n_timesteps for the task, else 50000)")
+    p.add_argument("--unfreeze-every", type=int, help="GradualUnfreeze: one more group every N timesteps")
+    p.add_argument("--warmup", type=int, default=0, help="learning-rate warm-up of unfrozen groups (timesteps)")
+    p.add_argument("--eval-freq", type=int, default=5000, help="timesteps between evaluations")
+    p.add_argument("--n-eval-episodes", type=int, default=10)
+    p.add_argument("--log-dir", default="logs", help="runs go to LOG_DIR/ALGO/ENV_N, as rl-zoo3 lays them out")
+    p.add_argument("--baseline", nargs="+", help="baseline evaluations.npz file(s) or run folder(s) to measure against")
+    p.add_argument("--threshold", type=float, help="score for time to threshold (default: the env's reward threshold)")
+    p.add_argument("--score-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="normalise scores")
+    _transfer_options(p)
+    _common(p)
+    p.set_defaults(run=_train)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="overwrite outputs that exist")
+    p.add_argument("--no-progress-bar", action="store_true", help="do not show a progress bar")
+
+
+def _transfer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--algo", choices=sorted(ALGOS), help="target algorithm (default: the source's)")
+    p.add_argument("--transfer", nargs="+", default=["trunk"], help="features | trunk | all | group patterns")
+    p.add_argument("--freeze", nargs="+", default=[], help="group patterns to freeze, e.g. 'trunk.*'")
+    p.add_argument("--action-map", help="target:source pairs, e.g. 0:0,1:1,2:1")
+    p.add_argument("--strict", action="store_true", help="fail if a selected tensor cannot be copied as is")
+    p.add_argument("--trust-source", action="store_true", help="allow unpickling the source zip's metadata")
+
+
+def _check_output(path: str | Path, force: bool) -> Path:
+    path = Path(path)
+    if path.suffix != ".zip":
+        path = path.with_name(path.name + ".zip")
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists; pass --force to overwrite it.")
+    return path
+
+
+def _progress_bar(args: argparse.Namespace) -> bool:
+    return not args.no_progress_bar and all(importlib.util.find_spec(m) for m in ("tqdm", "rich"))
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    output = _check_output(args.output, args.force)
+    hyperparams, n_timesteps, origin = zoo_hyperparams(args.algo, args.env)
+    steps = args.steps or n_timesteps or 50_000
+    print(f"Training {args.algo} on {args.env} for {steps} timesteps with {origin}.")
+    model = ALGOS[args.algo]("MlpPolicy", args.env, seed=args.seed, verbose=0, **hyperparams)
+    model.learn(steps, progress_bar=_progress_bar(args))
+    model.save(output)
+    print(f"Saved {output}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    network = read_source(args.source, trust_source=args.trust_source)
+    info: dict[str, Any] = {
+        "source": network.description,
+        "algo": network.algo,
+        "sb3_version": network.sb3_version,
+        "n_actions": network.n_actions,
+        "n_quantiles": network.n_quantiles,
+        "net_arch": network.net_arch,
+        "activation_fn": network.activation_fn.__name__,
+        "features_extractor": network.features_extractor_name,
+        "input_dim": network.input_dim,
+        "groups": {g: {name: list(t.shape) for name, t in tensors.items()} for g, tensors in network.groups.items()},
+        "notes": network.notes,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key, value in info.items():
+        if key not in ("groups", "notes"):
+            print(f"{key:<20} {value}")
+    print("groups:")
+    for group, tensors in info["groups"].items():
+        print(f"  {group:<20} " + ", ".join(f"{name} {tuple(shape)}" for name, shape in tensors.items()))
+    for note in network.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _parse_action_map(text: str | None) -> dict[int, int] | None:
+    if not text:
+        return None
+    try:
+        return {int(t): int(s) for t, s in (pair.split(":") for pair in text.split(","))}
+    except ValueError as e:
+        raise TransferConfigError(f"--action-map '{text}': give target:source pairs, e.g. 0:0,1:1,2:1.") from e
+
+
+def _build(args: argparse.Namespace) -> tuple[Any, str]:
+    """The model for ``adapt`` / ``train``: rl-zoo3's hyperparameters for the target, the architecture of the source."""
+    network = None if args.source == "scratch" else read_source(args.source, trust_source=args.trust_source)
+    algo = args.algo or (network.algo.lower() if network is not None and network.algo != "module" else "dqn")
+    hyperparams, _, origin = zoo_hyperparams(algo, args.env)
+    if args.source == "scratch":
+        from sb3_transfer.policies import TransferDQNPolicy, TransferQRDQNPolicy
+
+        policy = TransferQRDQNPolicy if algo == "qrdqn" else TransferDQNPolicy
+        policy_kwargs = {**hyperparams.pop("policy_kwargs", {}), "freeze": args.freeze or None}
+        model = ALGOS[algo](policy, args.env, policy_kwargs=policy_kwargs, seed=args.seed, verbose=0, **hyperparams)
+        return model, origin
+    hyperparams.pop("policy_kwargs", None)  # the architecture is the source's
+    transfer = (
+        args.transfer[0] if len(args.transfer) == 1 and args.transfer[0] in ("features", "trunk", "all") else args.transfer
+    )
+    model = load_and_adapt(
+        network,
+        args.env,
+        algo,
+        transfer=transfer,
+        action_map=_parse_action_map(args.action_map),
+        strict=args.strict,
+        trust_source=args.trust_source,
+        verbose=0,
+        seed=args.seed,
+        policy_kwargs={"freeze": args.freeze or None},
+        **hyperparams,
+    )
+    print(model.transfer_report)
+    return model, origin
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    output = _check_output(args.output, args.force)
+    model, origin = _build(args)
+    print(f"Hyperparameters: {origin}.")
+    model.save(output)
+    print(f"Saved {output}")
+    return 0
+
+
+def _run_dir(log_dir: str, algo: str, env_id: str) -> Path:
+    base = Path(log_dir) / algo
+    index = 1 + max(
+        (int(p.name.rsplit("_", 1)[1]) for p in base.glob(f"{env_id}_*") if p.name.rsplit("_", 1)[1].isdigit()), default=0
+    )
+    return base / f"{env_id}_{index}"
+
+
+def _train(args: argparse.Namespace) -> int:
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from sb3_transfer.callbacks import GradualUnfreeze, TransferEvalCallback
+
+    model, origin = _build(args)
+    algo = "qrdqn" if type(model).__name__ == "QRDQN" else "dqn"
+    _, n_timesteps, _ = zoo_hyperparams(algo, args.env)
+    steps = args.steps or n_timesteps or 50_000
+    run_dir = _run_dir(args.log_dir, algo, args.env)
+    run_dir.mkdir(parents=True)
+    threshold = args.threshold if args.threshold is not None else getattr(gym.spec(args.env), "reward_threshold", None)
+    evaluation = TransferEvalCallback(
+        make_vec_env(args.env, n_envs=1, seed=args.seed + 10_000),
+        baseline=args.baseline,
+        threshold=threshold,
+        score_range=tuple(args.score_range) if args.score_range else None,
+        eval_freq=max(args.eval_freq // model.n_envs, 1),
+        n_eval_episodes=args.n_eval_episodes,
+        log_path=str(run_dir),
+        verbose=0,
+    )
+    callbacks = [evaluation] + (
+        [GradualUnfreeze(every=args.unfreeze_every, warmup=args.warmup, verbose=1)] if args.unfreeze_every else []
+    )
+    print(f"Training on {args.env} for {steps} timesteps with {origin}; logs in {run_dir}")
+    model.learn(steps, callback=callbacks, progress_bar=_progress_bar(args))
+    model.save(run_dir / args.env)
+    report = getattr(model, "transfer_report", None)
+    if report is not None:
+        (run_dir / "transfer_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+    if evaluation.metrics is not None:
+        (run_dir / "metrics.json").write_text(json.dumps(evaluation.metrics.to_dict(), indent=2))
+        print(evaluation.metrics)
+    print(f"Saved {run_dir / args.env}.zip and {run_dir / 'evaluations.npz'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

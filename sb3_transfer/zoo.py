@@ -1,0 +1,45 @@
+"""rl-baselines3-zoo's tuned hyperparameters, when rl-zoo3 is installed (``pip install 'sb3-transfer[zoo]'``)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from sb3_transfer.envs import source_task
+
+# Keys of rl-zoo's YAML that are not constructor arguments of the algorithm.
+_ZOO_ONLY = {"n_timesteps", "policy", "n_envs", "normalize", "env_wrapper", "frame_stack", "callback", "vec_env_wrapper"}
+
+
+def zoo_hyperparams(algo: str, env_id: str) -> tuple[dict[str, Any], int | None, str]:
+    """
+    rl-zoo3's tuned hyperparameters for an algorithm on a task, or on the task a registered variant was made from.
+
+    :param algo: ``"dqn"`` or ``"qrdqn"``.
+    :param env_id: The task.
+    :return: ``(constructor kwargs, n_timesteps, where they come from)``; empty kwargs when rl-zoo3 is not
+        installed or has no entry.
+    """
+    spec = importlib.util.find_spec("rl_zoo3")
+    if spec is None or not spec.submodule_search_locations:
+        return {}, None, "SB3 defaults (rl-zoo3 is not installed: pip install 'sb3-transfer[zoo]')"
+    import yaml
+
+    path = Path(next(iter(spec.submodule_search_locations))) / "hyperparams" / f"{algo.lower()}.yml"
+    if not path.exists():
+        return {}, None, f"SB3 defaults (rl-zoo3 has no {path.name})"
+    with open(path) as file:
+        table = yaml.safe_load(file) or {}
+    key = env_id if env_id in table else source_task(env_id)
+    if key not in table:
+        return {}, None, f"SB3 defaults (rl-zoo3 has no {algo} entry for {env_id})"
+    entry = dict(table[key])
+    kwargs = {k: v for k, v in entry.items() if k not in _ZOO_ONLY}
+    if isinstance(kwargs.get("policy_kwargs"), str):
+        # rl-zoo writes policy_kwargs as Python; this is the installed package's own file, read as rl-zoo reads it.
+        kwargs["policy_kwargs"] = eval(kwargs["policy_kwargs"], {"__builtins__": {}, "dict": dict, "nn": nn})
+    n_timesteps = int(entry["n_timesteps"]) if "n_timesteps" in entry else None
+    return kwargs, n_timesteps, f"rl-zoo3's tuned {algo} hyperparameters for {key}"
