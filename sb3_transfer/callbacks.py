@@ -13,6 +13,7 @@ from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_transfer.errors import TransferConfigError
@@ -97,7 +98,8 @@ class GradualUnfreeze(TransferCallback):
     Gradual unfreezing (Howard & Ruder, ULMFiT, 2018): one more layer group becomes trainable every ``every`` timesteps.
 
     At the start of training, the groups frozen by the policy (``freeze=``) are the ones to unfreeze; when none is
-    frozen, every group but the head is frozen first. With ``order="top_down"`` the group nearest the head goes first,
+    frozen, every group but the head is frozen first, unless the policy has no pretrained weights: then the callback
+    does nothing, so that the scratch twin of a transfer configuration stays a plain scratch run. With ``order="top_down"`` the group nearest the head goes first,
     with ``"bottom_up"`` the one nearest the input. With ``warmup``, a newly unfrozen group's learning rate rises
     linearly from 0 to its full value over that many timesteps, so that large first updates do not wreck it.
 
@@ -130,6 +132,11 @@ class GradualUnfreeze(TransferCallback):
             self._warming = {group: now for group in self._warming}
             return
         self._start = now
+        if self.policy.pretrained_from is None and not self.policy.frozen_groups():
+            # Nothing pretrained: the scratch twin of a transfer config stays a plain scratch run.
+            if self.verbose >= 1:
+                print(f"{type(self).__name__}: the policy has no pretrained weights and nothing frozen; nothing to do.")
+            return
         # Groups whose warm-up a save / load or an earlier run cut short go on warming up.
         self._warming = {g["group"]: now for g in self.policy.optimizer.param_groups if g.get("lr_warmup", 1.0) < 1.0}
         groups = list(self.policy.layer_groups())
@@ -172,7 +179,7 @@ class TransferEvalCallback(EvalCallback):
     and, with a threshold, ``transfer/time_to_threshold_ratio`` (with a baseline), and keeps the metrics in
     :attr:`metrics`. As in SB3, ``eval_freq`` counts calls, i.e. ``eval_freq * n_envs`` timesteps.
 
-    :param eval_env: The target task's environment for evaluation.
+    :param eval_env: The target task's environment for evaluation, or its id (a plain env, no wrappers).
     :param baseline: The baseline's curve(s) (e.g. ``"logs/scratch/evaluations.npz"``, a list of such for several
         seeds); see :func:`~sb3_transfer.metrics.load_curve`.
     :param threshold: Score for the time to threshold.
@@ -183,13 +190,15 @@ class TransferEvalCallback(EvalCallback):
 
     def __init__(
         self,
-        eval_env: gym.Env | VecEnv,
+        eval_env: gym.Env | VecEnv | str,
         baseline: Any = None,
         threshold: float | None = None,
         score_range: tuple[float, float] | None = None,
         last_k: int = 5,
         **kwargs: Any,
     ) -> None:
+        if isinstance(eval_env, str):  # an env id, as rl-zoo3's YAML callbacks can only give
+            eval_env = make_vec_env(eval_env, n_envs=1)
         super().__init__(eval_env, **kwargs)
         # Read now: a wrong path fails before training, not after it.
         baselines = baseline if isinstance(baseline, list) else [baseline]

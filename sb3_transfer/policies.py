@@ -56,6 +56,7 @@ class TransferPolicyMixin:
     optimizer_class: type[th.optim.Optimizer]
     optimizer_kwargs: dict[str, Any]
     transfer_report: TransferReport | None
+    pretrained_from: str | None
 
     def _prepare_transfer(
         self,
@@ -96,6 +97,7 @@ class TransferPolicyMixin:
             report = transplant(network, self, transfer=transfer, action_map=action_map, strict=strict)  # type: ignore[arg-type]
             report.notes += notes
             self.transfer_report = report
+            self.pretrained_from = self.pretrained_from or network.description
             _pin_resolved_kwargs(pretrained, resolved, network.description)
         if self._freeze_patterns:
             self.freeze(*self._freeze_patterns)

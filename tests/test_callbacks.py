@@ -10,7 +10,8 @@ FAST = dict(learning_starts=0, train_freq=1, batch_size=8, buffer_size=500, devi
 
 
 def make(n_envs=1, **policy_kwargs):
-    policy_kwargs.setdefault("net_arch", [8, 8])
+    if "net_arch" not in policy_kwargs:
+        policy_kwargs["net_arch"] = [8, 8]
     return DQN(TransferDQNPolicy, make_vec_env("CartPole-v1", n_envs=n_envs, seed=0), policy_kwargs=policy_kwargs, **FAST)
 
 
@@ -32,8 +33,8 @@ def first_time(history, frozen):
 
 
 @pytest.mark.parametrize("n_envs", [1, 4])
-def test_gradual_unfreeze_top_down_order_and_timing(n_envs):
-    model = make(n_envs)
+def test_gradual_unfreeze_top_down_order_and_timing(n_envs, cartpole_zip):
+    model = make(n_envs, pretrained=str(cartpole_zip), net_arch=None)
     callback = Recorder(every=40)
     model.learn(200, callback=callback)
     history = callback.history
@@ -66,8 +67,15 @@ def test_freeze_schedule(n_envs):
     assert model.policy.frozen_groups() == []
 
 
-def test_changes_are_logged_and_printed(tmp_path, capsys):
+def test_gradual_unfreeze_leaves_a_scratch_run_alone(capsys):
     model = make()
+    model.learn(50, callback=GradualUnfreeze(every=10, verbose=1))
+    assert model.policy.frozen_groups() == []
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_changes_are_logged_and_printed(tmp_path, capsys, cartpole_zip):
+    model = make(pretrained=str(cartpole_zip), net_arch=None)
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(60, callback=GradualUnfreeze(every=25, verbose=1), log_interval=1)
     printed = capsys.readouterr().out
