@@ -99,9 +99,10 @@ class GradualUnfreeze(TransferCallback):
 
     At the start of training, the groups frozen by the policy (``freeze=``) are the ones to unfreeze; when none is
     frozen, every group but the head is frozen first, unless the policy has no pretrained weights: then the callback
-    does nothing, so that the scratch twin of a transfer configuration stays a plain scratch run. With ``order="top_down"`` the group nearest the head goes first,
-    with ``"bottom_up"`` the one nearest the input. With ``warmup``, a newly unfrozen group's learning rate rises
-    linearly from 0 to its full value over that many timesteps, so that large first updates do not wreck it.
+    does nothing, so that the scratch twin of a transfer configuration stays a plain scratch run. With
+    ``order="top_down"`` the group nearest the head goes first, with ``"bottom_up"`` the one nearest the input. With
+    ``warmup``, a newly unfrozen group's learning rate rises linearly from 0 to its full value over that many
+    timesteps, so that large first updates do not wreck it.
 
     :param every: Timesteps between two unfreezings, counted from the start of training.
     :param order: ``"top_down"`` or ``"bottom_up"``.
