@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     _transfer_options(p)
     _common(p)
     p.set_defaults(run=_train)
+
+    p = commands.add_parser("bench", help="compare transfer methods against learning from scratch (the main job)")
+    p.add_argument("--suite", default="quick", help="quick (about 10 min on 2 cores), standard, micro")
+    p.add_argument("--workers", type=int, default=2, help="processes of the local pool")
+    p.add_argument("--out", help="output folder (default: sb3t-bench/SUITE); finished runs in it are reused")
+    p.set_defaults(run=_bench)
     return parser
 
 
@@ -247,6 +253,27 @@ def _train(args: argparse.Namespace) -> int:
         (run_dir / "metrics.json").write_text(json.dumps(evaluation.metrics.to_dict(), indent=2))
         print(evaluation.metrics)
     print(f"Saved {run_dir / args.env}.zip and {run_dir / 'evaluations.npz'}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import time
+
+    from sb3_transfer.bench.report import write_report
+    from sb3_transfer.bench.runner import run_suite
+    from sb3_transfer.bench.suites import SUITES
+
+    if args.suite not in SUITES:
+        raise TransferConfigError(f"--suite {args.suite}: choose one of {', '.join(SUITES)}.")
+    if args.workers < 1:
+        raise TransferConfigError(f"--workers {args.workers}: give at least 1.")
+    out = Path(args.out or Path("sb3t-bench") / args.suite)
+    started = time.time()
+    run_suite(SUITES[args.suite], out, workers=args.workers)
+    command = "sb3-transfer bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else [f"--suite {args.suite}"])
+    write_report(SUITES[args.suite], out, command, time.time() - started)
+    print((out / "report.md").read_text())
+    print(f"Report: {out / 'report.md'}, {out / 'summary.json'}, {out / 'plots'}")
     return 0
 
 

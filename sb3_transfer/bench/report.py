@@ -1,0 +1,177 @@
+"""Turning a suite's curves into tables (JSON, Markdown) and figures (PNG)."""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sb3_transfer.bench.runner import Run, run_path
+from sb3_transfer.bench.stats import aggregate_poi, iqm, probability_of_improvement, stratified_bootstrap_ci
+from sb3_transfer.bench.suites import Suite
+from sb3_transfer.errors import TransferError
+from sb3_transfer.metrics import load_curve, transfer_metrics
+
+#: Per-run measures, and whether higher is better.
+MEASURES = {"jumpstart": True, "final": True, "auc": True, "time_to_threshold": False, "dip": False}
+
+
+def run_measures(suite: Suite, out: Path) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """``{pair: {method: {measure: [value per seed], "censored": [...]}}}`` from the runs' curves."""
+    table: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for pair in suite.pairs:
+        for method in suite.methods:
+            cell: dict[str, list[float]] = {name: [] for name in (*MEASURES, "first", "censored")}
+            for seed in suite.seeds:
+                curve = load_curve(run_path(out, Run(pair, method, seed)))
+                m = transfer_metrics(curve, threshold=pair.threshold, last_k=3).transfer
+                cell["first"].append(m["first"].value)
+                cell["final"].append(m["asymptote"].value)
+                cell["auc"].append(m["auc"].value)
+                cell["time_to_threshold"].append(m["time_to_threshold"].value)
+                cell["censored"].append(float(m["time_to_threshold"].censored))
+                cell["dip"].append(m["dip"].value)
+            table.setdefault(pair.name, {})[method.name] = cell
+        scratch_first = float(np.mean(table[pair.name][suite.methods[0].name]["first"]))
+        for cell in table[pair.name].values():
+            cell["jumpstart"] = [f - scratch_first for f in cell["first"]]
+    return table
+
+
+def summarise(suite: Suite, out: Path, n_bootstrap: int = 2000) -> dict[str, Any]:
+    """IQM and stratified-bootstrap intervals per pair and method, probability of improvement over scratch, and an
+    aggregate over pairs on normalised scores."""
+    measures = run_measures(suite, out)
+    scratch = suite.methods[0].name
+    pairs: dict[str, Any] = {}
+    for pair in suite.pairs:
+        rows = {}
+        base = measures[pair.name][scratch]
+        for method in suite.methods:
+            cell = measures[pair.name][method.name]
+            row: dict[str, Any] = {}
+            for name in MEASURES:
+                values = np.array(cell[name])
+                low, high = stratified_bootstrap_ci([values], lambda s: iqm(s[0]), n_bootstrap)
+                row[name] = {"iqm": iqm(values), "low": low, "high": high}
+            row["time_to_threshold"]["censored"] = int(sum(cell["censored"]))
+            row["time_to_threshold_ratio"] = iqm(cell["time_to_threshold"]) / iqm(base["time_to_threshold"])
+            for name in ("final", "auc"):
+                x, y = np.array(cell[name]), np.array(base[name])
+                low, high = stratified_bootstrap_ci([x, y], lambda s: probability_of_improvement(s[0], s[1]), n_bootstrap)
+                row[f"poi_{name}"] = {"value": probability_of_improvement(x, y), "low": low, "high": high}
+            rows[method.name] = row
+        pairs[pair.name] = {"target": pair.target_env, "source": pair.source_env, "methods": rows}
+
+    def normalised(method: str, name: str) -> list[np.ndarray]:
+        return [
+            (np.array(measures[p.name][method][name]) - p.score_range[0]) / (p.score_range[1] - p.score_range[0])
+            for p in suite.pairs
+        ]
+
+    aggregate: dict[str, Any] = {}
+    for method in suite.methods:
+        entry: dict[str, Any] = {}
+        for name in ("final", "auc"):
+            strata = normalised(method.name, name)
+            low, high = stratified_bootstrap_ci(strata, lambda s: iqm(np.concatenate(s)), n_bootstrap)
+            entry[f"{name}_normalised"] = {"iqm": iqm(np.concatenate(strata)), "low": low, "high": high}
+            xs, ys = strata, normalised(scratch, name)
+            k = len(xs)
+            low, high = stratified_bootstrap_ci([*xs, *ys], lambda s, k=k: aggregate_poi(s[:k], s[k:]), n_bootstrap)
+            entry[f"poi_{name}"] = {"value": aggregate_poi(xs, ys), "low": low, "high": high}
+        aggregate[method.name] = entry
+    return {
+        "suite": suite.name,
+        "seeds": list(suite.seeds),
+        "methods": {m.name: m.description for m in suite.methods},
+        "pairs": pairs,
+        "aggregate": aggregate,
+        "runs": measures,
+    }
+
+
+def _ci(cell: dict[str, float], digits: int = 1) -> str:
+    return f"{cell['iqm']:.{digits}f} [{cell['low']:.{digits}f}, {cell['high']:.{digits}f}]"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The summary as Markdown tables."""
+    lines = [f"# Benchmark suite `{summary['suite']}`", "", f"Seeds: {summary['seeds']}. IQM [95% stratified-bootstrap CI]."]
+    lines += ["", "Methods: " + "; ".join(f"`{k}`: {v}" for k, v in summary["methods"].items())]
+    for name, pair in summary["pairs"].items():
+        lines += ["", f"## {name}: {pair['source']} -> {pair['target']}", ""]
+        lines += [
+            "| method | jumpstart | time to threshold | (ratio to scratch) | AUC | final | dip | P(> scratch), final |"
+        ]
+        lines += ["| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for method, row in pair["methods"].items():
+            ttt = row["time_to_threshold"]
+            censored = f" ({ttt['censored']} censored)" if ttt["censored"] else ""
+            poi = row["poi_final"]
+            lines.append(
+                f"| {method} | {_ci(row['jumpstart'])} | {_ci(row['time_to_threshold'], 0)}{censored} | "
+                f"{row['time_to_threshold_ratio']:.2f} | {_ci(row['auc'])} | {_ci(row['final'])} | {_ci(row['dip'])} | "
+                f"{poi['value']:.2f} [{poi['low']:.2f}, {poi['high']:.2f}] |"
+            )
+    lines += ["", "## Aggregate over pairs (scores normalised to each target's score range)", ""]
+    lines += [
+        "| method | final | AUC | P(better than scratch), final | P(better than scratch), AUC |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for method, entry in summary["aggregate"].items():
+        pf, pa = entry["poi_final"], entry["poi_auc"]
+        lines.append(
+            f"| {method} | {_ci(entry['final_normalised'], 2)} | {_ci(entry['auc_normalised'], 2)} | "
+            f"{pf['value']:.2f} [{pf['low']:.2f}, {pf['high']:.2f}] | {pa['value']:.2f} [{pa['low']:.2f}, {pa['high']:.2f}] |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(suite: Suite, out: Path, command: str, seconds: float) -> dict[str, Any]:
+    """Write ``summary.json``, ``report.md`` and a PNG per pair into ``out``; return the summary."""
+    summary = summarise(suite, out)
+    summary["provenance"] = {
+        "command": command,
+        "wall_clock_seconds": round(seconds, 1),
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {_cpus()} cores, {platform.system()}",
+        "python": platform.python_version(),
+        "versions": {
+            p: version(p) for p in ("sb3-transfer", "stable-baselines3", "sb3-contrib", "torch", "gymnasium", "numpy")
+        },
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "report.md").write_text(markdown(summary) + _provenance_md(summary["provenance"]))
+    try:
+        from sb3_transfer.plots import plot_transfer
+
+        for pair in suite.pairs:
+            curves = {m.name: [run_path(out, Run(pair, m, s)) for s in suite.seeds] for m in suite.methods}
+            (out / "plots").mkdir(exist_ok=True)
+            plot_transfer(
+                curves,
+                out / "plots" / f"{pair.name}.png",
+                threshold=pair.threshold,
+                title=f"{pair.source_env} -> {pair.target_env}",
+            )
+    except TransferError as e:  # figures are optional (matplotlib): the tables stand without them
+        (out / "plots.txt").write_text(f"no figures: {e}\n")
+    return summary
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _provenance_md(p: dict[str, Any]) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in p["versions"].items())
+    return (
+        f"\nCommand: `{p['command']}` ({p['wall_clock_seconds']:.0f} s). "
+        f"Machine: {p['machine']}; Python {p['python']}; {versions}.\n"
+    )

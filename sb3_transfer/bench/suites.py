@@ -1,0 +1,150 @@
+"""Benchmark suites: pairs of a source and a target task, transfer methods, seeds. A new pair is a few lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Pair:
+    """
+    A source task and a target task, with the budgets of both.
+
+    :param name: Short name, used in paths and tables.
+    :param source_env: The source task.
+    :param target_env: The target task.
+    :param source_steps: Timesteps to pretrain the source agent (trained once per suite and cached).
+    :param target_steps: Timesteps of every run on the target.
+    :param eval_freq: Timesteps between evaluations on the target.
+    :param score_range: ``(random score, solved score)`` of the target, to normalise scores across pairs.
+    :param threshold: Target score for the time to threshold.
+    :param algo: ``"dqn"`` or ``"qrdqn"``.
+    :param n_eval_episodes: Episodes per evaluation.
+    :param action_map: ``{target_action: source_action}`` for cross-space pairs, if any.
+    :param hyperparams: Overrides of the algorithm's hyperparameters (rl-zoo3's for the target's source task
+        otherwise).
+    """
+
+    name: str
+    source_env: str
+    target_env: str
+    source_steps: int
+    target_steps: int
+    eval_freq: int
+    score_range: tuple[float, float]
+    threshold: float
+    algo: str = "dqn"
+    n_eval_episodes: int = 10
+    action_map: dict[int, int] | None = None
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Method:
+    """
+    A way to start on the target task.
+
+    :param name: Short name.
+    :param transfer: ``transfer=`` of ``load_and_adapt``; ``None`` learns from scratch.
+    :param freeze: Groups frozen at the start.
+    :param lr_scale: Per-group learning-rate factors.
+    :param unfreeze_fraction: With frozen groups, ``GradualUnfreeze(every=...)`` at this fraction of the budget.
+    :param description: What it is, for reports.
+    """
+
+    name: str
+    transfer: str | None
+    freeze: tuple[str, ...] = ()
+    lr_scale: dict[str, float] = field(default_factory=dict)
+    unfreeze_fraction: float | None = None
+    description: str = ""
+
+
+METHODS = {
+    "scratch": Method("scratch", None, description="learning from scratch"),
+    "finetune": Method("finetune", "all", description="every pretrained layer fine-tuned"),
+    "frozen": Method(
+        "frozen", "all", freeze=("features_extractor", "trunk.*"), description="pretrained trunk frozen, head trains"
+    ),
+    "gradual": Method(
+        "gradual",
+        "all",
+        freeze=("features_extractor", "trunk.*"),
+        lr_scale={"trunk.*": 0.1},
+        unfreeze_fraction=0.15,
+        description="trunk frozen, unfrozen one group at a time (every 15% of the budget), trunk lr x0.1",
+    ),
+}
+
+CARTPOLE = dict(score_range=(9.0, 500.0), threshold=475.0)
+
+PAIRS = {
+    "cartpole-longpole": Pair("cartpole-longpole", "CartPole-v1", "CartPoleLongPole-v1", 50_000, 30_000, 2_000, **CARTPOLE),
+    "cartpole-weakmotor": Pair("cartpole-weakmotor", "CartPole-v1", "CartPoleWeakMotor-v1", 50_000, 30_000, 2_000, **CARTPOLE),
+    "acrobot-heavy": Pair(
+        "acrobot-heavy", "Acrobot-v1", "AcrobotHeavy-v1", 50_000, 40_000, 4_000, score_range=(-500.0, -60.0), threshold=-100.0
+    ),
+    "cartpole-acrobot": Pair(
+        "cartpole-acrobot",
+        "CartPole-v1",
+        "Acrobot-v1",
+        50_000,
+        40_000,
+        4_000,
+        score_range=(-500.0, -60.0),
+        threshold=-100.0,
+        action_map={0: 0, 2: 1},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """
+    A grid of runs: every pair, with every method, for every seed.
+
+    :param name: Suite name.
+    :param pairs: The pairs.
+    :param methods: The methods (the first must be ``scratch``: the others are measured against it).
+    :param seeds: Seeds of the target runs.
+    """
+
+    name: str
+    pairs: tuple[Pair, ...]
+    methods: tuple[Method, ...]
+    seeds: tuple[int, ...]
+
+
+def _shrunk(pair: Pair, factor: float, eval_freq: int, episodes: int) -> Pair:
+    return replace(
+        pair,
+        source_steps=int(pair.source_steps * factor),
+        target_steps=int(pair.target_steps * factor),
+        eval_freq=eval_freq,
+        n_eval_episodes=episodes,
+    )
+
+
+ALL_METHODS = tuple(METHODS.values())
+
+SUITES = {
+    # The README's main job: about 10 minutes on 2 cores.
+    "quick": Suite(
+        "quick",
+        (replace(PAIRS["cartpole-longpole"], source_steps=30_000, target_steps=15_000, eval_freq=1_500, n_eval_episodes=5),),
+        ALL_METHODS,
+        (0, 1, 2),
+    ),
+    "standard": Suite("standard", tuple(PAIRS.values()), ALL_METHODS, (0, 1, 2, 3, 4)),
+    # For tests: seconds.
+    "micro": Suite(
+        "micro",
+        (
+            _shrunk(PAIRS["cartpole-longpole"], 0.02, 200, 2),
+            _shrunk(PAIRS["cartpole-acrobot"], 0.015, 200, 1),
+        ),
+        (METHODS["scratch"], METHODS["finetune"], METHODS["gradual"]),
+        (0, 1),
+    ),
+}

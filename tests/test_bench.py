@@ -1,0 +1,75 @@
+import json
+
+import numpy as np
+import pytest
+
+from sb3_transfer.bench.report import write_report
+from sb3_transfer.bench.runner import Run, run_path, run_suite
+from sb3_transfer.bench.stats import aggregate_poi, iqm, probability_of_improvement, stratified_bootstrap_ci
+from sb3_transfer.bench.suites import PAIRS, SUITES
+from sb3_transfer.cli import main
+
+
+def test_iqm_on_fixed_numbers():
+    assert iqm([5, 1, 3, 2, 4]) == 3  # floor(5/4) = 1 cut from each end: mean of 2, 3, 4
+    assert iqm([1, 2, 3, 4, 5, 6, 7, 100]) == 4.5  # 2 cut from each end: mean of 3..6
+    assert iqm([1, 2, 3]) == 2  # nothing cut
+    with pytest.raises(ValueError):
+        iqm([])
+
+
+def test_probability_of_improvement_on_fixed_numbers():
+    assert probability_of_improvement(np.array([1, 2]), np.array([0, 2])) == pytest.approx(2.5 / 4)
+    assert probability_of_improvement(np.array([3, 3]), np.array([1, 2])) == 1.0
+    assert aggregate_poi([np.array([1, 2]), np.array([3, 3])], [np.array([0, 2]), np.array([1, 2])]) == pytest.approx(0.8125)
+
+
+def test_stratified_bootstrap_resamples_within_strata():
+    strata = [np.array([0.0, 0.0, 0.0]), np.array([10.0, 10.0, 10.0])]
+    # Resampling within each stratum keeps one 0-run and one 10-run per stratum: the mean never moves.
+    assert stratified_bootstrap_ci(strata, lambda s: float(np.concatenate(s).mean()), n_bootstrap=200) == (5.0, 5.0)
+    low, high = stratified_bootstrap_ci([np.array([1.0, 2.0, 3.0, 4.0])], lambda s: float(s[0].mean()), n_bootstrap=500)
+    assert 1 <= low < 2.5 < high <= 4
+    assert stratified_bootstrap_ci([np.array([1.0, 2.0, 3.0])], lambda s: float(s[0].mean())) == stratified_bootstrap_ci(
+        [np.array([1.0, 2.0, 3.0])], lambda s: float(s[0].mean())
+    )
+
+
+def test_micro_suite_runs_resumes_and_reports(tmp_path):
+    suite = SUITES["micro"]
+    messages = []
+    run_suite(suite, tmp_path, workers=2, log=messages.append)
+    runs = [Run(p, m, s) for p in suite.pairs for m in suite.methods for s in suite.seeds]
+    assert all(run_path(tmp_path, r).exists() for r in runs)
+    with np.load(run_path(tmp_path, runs[0])) as data:
+        assert data["timesteps"][0] == 0  # evaluated before learning
+    # Resume: finished runs are skipped; a lost one runs again.
+    run_path(tmp_path, runs[-1]).unlink()
+    mtime = run_path(tmp_path, runs[0]).stat().st_mtime
+    messages.clear()
+    run_suite(suite, tmp_path, workers=1, log=messages.append)
+    assert f"{len(runs) - 1} already done, 1 to go" in messages[0]
+    assert run_path(tmp_path, runs[-1]).exists() and run_path(tmp_path, runs[0]).stat().st_mtime == mtime
+    summary = write_report(suite, tmp_path, "test", 1.0)
+    for name in ("summary.json", "report.md", "plots/cartpole-longpole.png"):
+        assert (tmp_path / name).exists(), name
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert set(saved["pairs"]) == {p.name for p in suite.pairs} and saved["provenance"]["command"] == "test"
+    scratch = summary["pairs"]["cartpole-longpole"]["methods"]["scratch"]
+    assert scratch["time_to_threshold_ratio"] == 1.0 and scratch["jumpstart"]["iqm"] == pytest.approx(
+        np.mean(summary["runs"]["cartpole-longpole"]["scratch"]["first"])
+        - np.mean(summary["runs"]["cartpole-longpole"]["scratch"]["first"])
+    )
+    assert "## Aggregate over pairs" in (tmp_path / "report.md").read_text()
+
+
+def test_bench_command_errors(capsys):
+    assert main(["bench", "--suite", "huge"]) == 2
+    assert "choose one of quick, standard, micro" in capsys.readouterr().err
+
+
+def test_new_pair_is_a_few_lines():
+    from dataclasses import replace
+
+    pair = replace(PAIRS["cartpole-longpole"], name="cartpole-weak-2", target_env="CartPoleWeakMotor-v1")
+    assert pair.source_env == "CartPole-v1" and pair.threshold == 475
