@@ -18,7 +18,7 @@ def test_readme_has_exactly_two_setup_commands():
     setup = readme.split("## Set-up on a fresh machine", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"```bash\n(.+?)\n```", setup, re.S)
     assert len(commands) == 2
-    assert "benchmarks/quickstart.py" in commands[0] and "pytest" in commands[1]
+    assert "sb3-transfer bench --suite quick" in commands[0] and "pytest" in commands[1]
 
 
 @pytest.mark.slow
