@@ -102,6 +102,19 @@ class TransferPolicyMixin:
         if self._freeze_patterns:
             self.freeze(*self._freeze_patterns)
 
+    # --- SB3 hooks (the mixin comes first in the MRO, so super() is SB3's policy) -----------------------------------------
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)  # type: ignore[misc]
+        self.optimizer = self._make_grouped_optimizer(lr_schedule)
+
+    def set_training_mode(self, mode: bool) -> None:
+        super().set_training_mode(mode)  # type: ignore[misc]
+        self._apply_frozen_modes()
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), **self._transfer_constructor_parameters()}  # type: ignore[misc]
+
     # --- layer groups -------------------------------------------------------------------------------------------------
 
     def _online(self) -> tuple[str, nn.Module]:
@@ -364,17 +377,6 @@ class TransferDQNPolicy(TransferPolicyMixin, DQNPolicy):
         )
         self._finish_transfer(network, notes, pretrained, resolved, transfer, action_map, strict)
 
-    def _build(self, lr_schedule: Schedule) -> None:
-        super()._build(lr_schedule)
-        self.optimizer = self._make_grouped_optimizer(lr_schedule)
-
-    def set_training_mode(self, mode: bool) -> None:
-        super().set_training_mode(mode)
-        self._apply_frozen_modes()
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), **self._transfer_constructor_parameters()}
-
 
 class TransferQRDQNPolicy(TransferPolicyMixin, QRDQNPolicy):
     """
@@ -427,14 +429,3 @@ class TransferQRDQNPolicy(TransferPolicyMixin, QRDQNPolicy):
             **resolved,
         )
         self._finish_transfer(network, notes, pretrained, resolved, transfer, action_map, strict)
-
-    def _build(self, lr_schedule: Schedule) -> None:
-        super()._build(lr_schedule)
-        self.optimizer = self._make_grouped_optimizer(lr_schedule)
-
-    def set_training_mode(self, mode: bool) -> None:
-        super().set_training_mode(mode)
-        self._apply_frozen_modes()
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), **self._transfer_constructor_parameters()}

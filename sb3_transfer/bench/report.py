@@ -105,9 +105,7 @@ def markdown(summary: dict[str, Any]) -> str:
     lines += ["", "Methods: " + "; ".join(f"`{k}`: {v}" for k, v in summary["methods"].items())]
     for name, pair in summary["pairs"].items():
         lines += ["", f"## {name}: {pair['source']} -> {pair['target']}", ""]
-        lines += [
-            "| method | jumpstart | time to threshold | (ratio to scratch) | AUC | final | dip | P(> scratch), final |"
-        ]
+        lines += ["| method | jumpstart | time to threshold | (ratio to scratch) | AUC | final | dip | P(> scratch), final |"]
         lines += ["| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for method, row in pair["methods"].items():
             ttt = row["time_to_threshold"]
