@@ -53,3 +53,11 @@ def test_acrobot_and_lunar_parameters():
 def test_registration_is_idempotent():
     assert register_envs() == []
     assert source_task("CartPole-v1") is None
+
+
+def test_minatar_games_are_registered_when_installed():
+    pytest.importorskip("minatar")
+    register_envs()
+    breakout, invaders = gym.make("MinAtar/Breakout-v1"), gym.make("MinAtar/SpaceInvaders-v1")
+    assert breakout.observation_space.shape == (10, 10, 4) and breakout.action_space.n == 3
+    assert invaders.observation_space.shape == (10, 10, 6) and invaders.action_space.n == 4
