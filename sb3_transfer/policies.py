@@ -191,9 +191,13 @@ class TransferPolicyMixin:
         return [name for name in self.layer_groups() if name in self._frozen]
 
     def _apply_frozen_modes(self) -> None:
-        for name, module in self._group_modules().items():
-            if name in self._frozen:
-                module.eval()
+        # SB3 calls set_training_mode at every predict() and train(): keep this cheap.
+        if not self._frozen:
+            return
+        if getattr(self, "_modules_of_groups", None) is None:
+            self._modules_of_groups = self._group_modules()  # the architecture is fixed once built
+        for name in self._frozen:
+            self._modules_of_groups[name].eval()
 
     # --- learning rates -----------------------------------------------------------------------------------------------
 

@@ -1,0 +1,123 @@
+"""The plugin's own cost, measured as ratios in one process (the machines are shared and noisy).
+
+1. Training throughput of ``TransferDQNPolicy`` (nothing frozen) against SB3's own policy on the same config and seed,
+   run after run in alternating order; the median over rounds of (SB3 time / our time) is the throughput ratio.
+2. The gradient-step speed-up of a frozen CNN features extractor against an unfrozen one (same network, same batch).
+
+    python benchmarks/overhead.py --rounds 7 --out benchmarks/results/overhead.md
+"""
+
+import argparse
+import platform
+import statistics
+import time
+from importlib.metadata import version
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import DQN
+
+from sb3_transfer import TransferDQNPolicy
+
+
+class ImageEnv(gym.Env):
+    """84x84x4 uint8 frames (Atari-sized, as NatureCNN expects), 4 actions, random dynamics: only speed matters here."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(0, 255, (84, 84, 4), np.uint8)
+        self.action_space = spaces.Discrete(4)
+        self._t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        return self.np_random.integers(0, 256, (84, 84, 4), dtype=np.uint8), {}
+
+    def step(self, action):
+        self._t += 1
+        obs = self.np_random.integers(0, 256, (84, 84, 4), dtype=np.uint8)
+        return obs, 0.0, False, self._t >= 100, {}
+
+
+CONFIGS = {
+    "CartPole MLP [256, 256]": dict(
+        env=lambda: "CartPole-v1",
+        policy="MlpPolicy",
+        steps=4000,
+        kwargs=dict(policy_kwargs=dict(net_arch=[256, 256]), learning_starts=200, train_freq=1, batch_size=64),
+    ),
+    "84x84 images NatureCNN": dict(
+        env=ImageEnv,
+        policy="CnnPolicy",
+        steps=600,
+        kwargs=dict(learning_starts=100, train_freq=1, batch_size=32, buffer_size=2000),
+    ),
+}
+
+
+def timed_learn(config: dict, policy, seed: int) -> float:
+    model = DQN(policy, config["env"](), seed=seed, device="cpu", verbose=0, **config["kwargs"])
+    start = time.perf_counter()
+    model.learn(config["steps"])
+    return time.perf_counter() - start
+
+
+def throughput_ratios(rounds: int) -> dict[str, list[float]]:
+    ratios = {}
+    for name, config in CONFIGS.items():
+        ratios[name] = []
+        for r in range(rounds):
+            order = [config["policy"], TransferDQNPolicy] if r % 2 == 0 else [TransferDQNPolicy, config["policy"]]
+            times = {p if isinstance(p, str) else "ours": timed_learn(config, p, seed=r) for p in order}
+            ratios[name].append(times[config["policy"]] / times["ours"])
+    return ratios
+
+
+def frozen_cnn_speedup(rounds: int, steps: int = 30) -> list[float]:
+    model = DQN(TransferDQNPolicy, ImageEnv(), device="cpu", verbose=0, learning_starts=0, batch_size=32, buffer_size=2000)
+    model.learn(200)  # fill the buffer
+    speedups = []
+    for _ in range(rounds):
+        times = {}
+        for frozen in (False, True):
+            model.policy.unfreeze()
+            if frozen:
+                model.policy.freeze("features_extractor")
+            start = time.perf_counter()
+            model.train(gradient_steps=steps, batch_size=32)
+            times[frozen] = time.perf_counter() - start
+        speedups.append(times[False] / times[True])
+    return speedups
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--out", help="write the Markdown result here")
+    args = parser.parse_args()
+    th.set_num_threads(1)
+    ratios = throughput_ratios(args.rounds)
+    speedups = frozen_cnn_speedup(args.rounds)
+    lines = ["# Plugin overhead", "", f"`python benchmarks/overhead.py --rounds {args.rounds}`, torch on 1 thread.", ""]
+    lines += ["| config | throughput ratio TransferDQNPolicy / SB3 policy, median [min, max] over rounds |", "| --- | --- |"]
+    for name, r in ratios.items():
+        lines.append(f"| {name} | {statistics.median(r):.3f} [{min(r):.3f}, {max(r):.3f}] |")
+    lines.append(f"| median over configs | {statistics.median([statistics.median(r) for r in ratios.values()]):.3f} |")
+    lines += ["", "| frozen NatureCNN vs unfrozen, gradient steps (batch 32, 84x84x4) | speed-up, median [min, max] |"]
+    lines += [
+        "| --- | --- |",
+        f"| `features_extractor` frozen | {statistics.median(speedups):.2f}x [{min(speedups):.2f}, {max(speedups):.2f}] |",
+    ]
+    versions = ", ".join(f"{p} {version(p)}" for p in ("sb3-transfer", "stable-baselines3", "torch"))
+    lines += ["", f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}; {versions}."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        with open(args.out, "w") as file:
+            file.write(text)
+
+
+if __name__ == "__main__":
+    main()
