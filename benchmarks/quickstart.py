@@ -16,4 +16,4 @@ model = load_and_adapt(
 model.learn(10_000)
 mean_reward, std_reward = evaluate_policy(model, model.get_env(), n_eval_episodes=5)
 print(f"Acrobot after 10k fine-tuning steps: {mean_reward:.1f} +/- {std_reward:.1f}")
-model.save("acrobot_from_cartpole.zip")  # a plain SB3 model: DQN.load() reads it
+model.save("acrobot_from_cartpole.zip")  # DQN.load() reads it back (with sb3_transfer installed)
