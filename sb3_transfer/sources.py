@@ -28,7 +28,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from torch import nn
 
-from sb3_transfer import adapters
+from sb3_transfer import adapters, extractors
 from sb3_transfer.errors import (
     InvalidSourceError,
     SourceNotFoundError,
@@ -49,6 +49,7 @@ _SAFE_EXTRACTOR_KWARGS: dict[str, dict[str, type]] = {
     "NatureCNN": {"features_dim": int, "normalized_image": bool},
     "CombinedExtractor": {"cnn_output_dim": int, "normalized_image": bool},
     "FlattenExtractor": {},
+    "SmallCNN": {"features_dim": int, "n_filters": int, "normalized_image": bool},
 }
 
 #: Features extractor classes a zip may name that are safe to import by name.
@@ -60,6 +61,7 @@ _KNOWN_EXTRACTORS: dict[str, type[nn.Module]] = {
         torch_layers.CombinedExtractor,
         adapters.InputAdapter,
         adapters.ModuleExtractor,
+        extractors.SmallCNN,
     )
 }
 
@@ -444,8 +446,10 @@ def _extractor(
         else:
             cls = torch_layers.FlattenExtractor
         name = f"{cls.__module__}.{cls.__qualname__}"
-    if cls is torch_layers.NatureCNN and "linear.0.weight" in features:
+    if cls in (torch_layers.NatureCNN, extractors.SmallCNN) and "linear.0.weight" in features:
         extractor_kwargs["features_dim"] = int(features["linear.0.weight"].shape[0])
+    if cls is extractors.SmallCNN and "cnn.0.weight" in features:
+        extractor_kwargs["n_filters"] = int(features["cnn.0.weight"].shape[0])
     if cls is adapters.ModuleExtractor and not isinstance(extractor_kwargs.get("module"), nn.Module):
         cls = None
     if cls is None:

@@ -26,6 +26,7 @@ from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtr
 
 from sb3_transfer.adapters import InputAdapter, ModuleExtractor, adapt_conv_channels, remap_head
 from sb3_transfer.errors import InvalidSourceError, StrictTransferError, TransferConfigError
+from sb3_transfer.extractors import SmallCNN
 from sb3_transfer.groups import ADAPTER, HEAD, group_order, online_network, resolve_patterns, split_groups
 from sb3_transfer.sources import SourceNetwork
 
@@ -185,6 +186,7 @@ def target_policy_kwargs(
     fits = {
         FlattenExtractor: not image and not isinstance(observation_space, spaces.Dict),
         NatureCNN: image,
+        SmallCNN: image,
         CombinedExtractor: isinstance(observation_space, spaces.Dict),
     }.get(cls, True)
     input_dim = network.input_dim

@@ -1,9 +1,11 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import is_image_space
 
 import sb3_transfer  # noqa: F401  (registers the variants)
-from sb3_transfer.envs import VARIANTS, register_envs, source_task
+from sb3_transfer.envs import VARIANTS, MinAtarImage, register_envs, source_task
 
 LUNAR = [i for i in VARIANTS if i.startswith("LunarLander")]
 
@@ -61,3 +63,18 @@ def test_minatar_games_are_registered_when_installed():
     breakout, invaders = gym.make("MinAtar/Breakout-v1"), gym.make("MinAtar/SpaceInvaders-v1")
     assert breakout.observation_space.shape == (10, 10, 4) and breakout.action_space.n == 3
     assert invaders.observation_space.shape == (10, 10, 6) and invaders.action_space.n == 4
+
+
+def test_minatar_image_games_are_uint8_images_with_the_same_frames():
+    pytest.importorskip("minatar")
+    raw, image = gym.make("MinAtar/SpaceInvaders-v1"), gym.make("MinAtarImage/SpaceInvaders-v1")
+    assert image.observation_space == spaces.Box(0, 255, (10, 10, 6), np.uint8) and image.action_space.n == 4
+    assert is_image_space(image.observation_space) and image.spec.max_episode_steps == 1000
+    frame, _ = raw.reset(seed=3)
+    picture, _ = image.reset(seed=3)
+    np.testing.assert_array_equal(picture, frame.astype(np.uint8) * 255)
+
+
+def test_minatar_image_rejects_other_observations():
+    with pytest.raises(ValueError, match="MinAtar's boolean HxWxC frames"):
+        MinAtarImage(gym.make("CartPole-v1"))

@@ -9,12 +9,20 @@ LunarLanderWindy-v3        LunarLander-v3    wind on (``enable_wind=True``, ``wi
 LunarLanderLowGravity-v3   LunarLander-v3    gravity -5.0 instead of -10.0
 AcrobotHeavy-v1            Acrobot-v1        second link 1.5 kg instead of 1.0 and 1.5 m long instead of 1.0
 MinAtar/<Game>-v1          (MinAtar)         registered from the ``minatar`` package when it is installed
+MinAtarImage/<Game>-v1     (MinAtar)         the same game (minimal action set) as uint8 images (:class:`MinAtarImage`),
+                                             episodes cut at 1000 steps; with ``minatar`` installed
 =========================  ================  =========================================================================
 """
 
 from __future__ import annotations
 
 import gymnasium as gym
+
+from sb3_transfer.envs.minatar import MinAtarImage
+
+__all__ = ["VARIANTS", "MinAtarImage", "register_envs", "source_task"]
+
+MINATAR_GAMES = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
 
 VARIANTS: dict[str, dict] = {
     "CartPoleLongPole-v1": dict(
@@ -79,6 +87,15 @@ def register_envs() -> list[str]:
     if "MinAtar/Breakout-v1" not in gym.registry:
         minatar.gym.register_envs()
         registered += [env_id for env_id in gym.registry if env_id.startswith("MinAtar/")]
+    for game in MINATAR_GAMES:
+        if f"MinAtarImage/{game}-v1" not in gym.registry:
+            gym.register(
+                f"MinAtarImage/{game}-v1",
+                entry_point="sb3_transfer.envs.minatar:make_minatar_image",
+                kwargs=dict(game=game),
+                max_episode_steps=1000,
+            )
+            registered.append(f"MinAtarImage/{game}-v1")
     return registered
 
 
