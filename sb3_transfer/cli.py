@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("bench", help="compare transfer methods against learning from scratch (the main job)")
     p.add_argument("--suite", default="quick", help="quick (about 10 min on 2 cores), standard, micro")
     p.add_argument("--workers", type=int, default=2, help="processes of the local pool")
+    p.add_argument(
+        "--ray-address",
+        help="dispatch the runs to a Ray cluster instead: auto (the cluster this machine belongs to), local (a new "
+        "instance here) or an address such as ray://head:10001; needs pip install 'sb3-transfer[ray]'",
+    )
     p.add_argument("--out", help="output folder (default: sb3t-bench/SUITE); finished runs in it are reused")
     p.set_defaults(run=_bench)
     return parser
@@ -269,7 +274,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise TransferConfigError(f"--workers {args.workers}: give at least 1.")
     out = Path(args.out or Path("sb3t-bench") / args.suite)
     started = time.time()
-    run_suite(SUITES[args.suite], out, workers=args.workers)
+    run_suite(SUITES[args.suite], out, workers=args.workers, ray_address=args.ray_address)
     command = "sb3-transfer bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else [f"--suite {args.suite}"])
     write_report(SUITES[args.suite], out, command, time.time() - started)
     print((out / "report.md").read_text())

@@ -1,4 +1,6 @@
 import json
+import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ from sb3_transfer.bench.runner import Run, run_path, run_suite
 from sb3_transfer.bench.stats import aggregate_poi, iqm, probability_of_improvement, stratified_bootstrap_ci
 from sb3_transfer.bench.suites import PAIRS, SUITES
 from sb3_transfer.cli import main
+from sb3_transfer.errors import TransferConfigError
 
 
 def test_iqm_on_fixed_numbers():
@@ -69,7 +72,35 @@ def test_bench_command_errors(capsys):
 
 
 def test_new_pair_is_a_few_lines():
-    from dataclasses import replace
-
     pair = replace(PAIRS["cartpole-longpole"], name="cartpole-weak-2", target_env="CartPoleWeakMotor-v1")
     assert pair.source_env == "CartPole-v1" and pair.threshold == 475
+
+
+def _tiny_suite():
+    micro = SUITES["micro"]
+    return replace(micro, name="tiny", pairs=micro.pairs[:1], methods=micro.methods[:2], seeds=(0,))
+
+
+def test_ray_dispatch_matches_the_local_pool(tmp_path):
+    suite = _tiny_suite()
+    run_suite(suite, tmp_path / "pool", workers=1, log=lambda _: None)
+    messages = []
+    runs = run_suite(suite, tmp_path / "ray", ray_address="local", log=messages.append)
+    assert "Ray" in messages[0] and len(messages) == 1 + 1 + len(runs)  # header, the source, every run
+    for run in runs:
+        with np.load(run_path(tmp_path / "pool", run)) as pool, np.load(run_path(tmp_path / "ray", run)) as ray:
+            # Reproducible from seed and config, wherever it ran.
+            np.testing.assert_array_equal(pool["timesteps"], ray["timesteps"])
+            np.testing.assert_array_equal(pool["results"], ray["results"])
+    # Resume on Ray too: only the lost run is dispatched.
+    run_path(tmp_path / "ray", runs[0]).unlink()
+    messages.clear()
+    run_suite(suite, tmp_path / "ray", ray_address="local", log=messages.append)
+    assert f"{len(runs) - 1} already done, 1 to go" in messages[0]
+    assert run_path(tmp_path / "ray", runs[0]).exists()
+
+
+def test_ray_address_without_ray_installed(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(TransferConfigError, match=r"--ray-address auto: Ray is not installed"):
+        run_suite(_tiny_suite(), tmp_path, ray_address="auto")

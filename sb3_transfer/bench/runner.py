@@ -1,20 +1,25 @@
-"""Running a suite: sources trained once and cached, target runs in a local process pool, resumable.
+"""Running a suite: sources trained once and cached, target runs in a local process pool or on a Ray cluster, resumable.
 
-Each run writes ``<out>/runs/<pair>/<method>/seed<k>/evaluations.npz`` (SB3's format, with the evaluation at timestep
-0) by an atomic rename, so an interrupted suite resumes by skipping the runs whose file exists.
+Workers get what they need as bytes and return their results as bytes: a source agent's ``.zip``, a run's
+``evaluations.npz`` (SB3's format, with the evaluation at timestep 0). Only this process writes files, each by an
+atomic rename to ``<out>/sources/...`` or ``<out>/runs/<pair>/<method>/seed<k>/evaluations.npz``, so a Ray cluster needs
+no shared file system and an interrupted suite resumes by skipping the runs whose file exists.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sb3_transfer.bench.suites import Method, Pair, Suite
+from sb3_transfer.errors import TransferConfigError
 
 
 @dataclass(frozen=True)
@@ -32,42 +37,45 @@ class Run:
 
 def source_path(out: Path, pair: Pair) -> Path:
     """Where a pair's source agent is cached (shared by pairs with the same source task, algo and budget)."""
-    return out / "sources" / f"{pair.algo}-{pair.source_env}-{pair.source_steps}.zip"
+    return out / "sources" / f"{pair.algo}-{pair.source_env.replace('/', '-')}-{pair.source_steps}.zip"
 
 
 def run_path(out: Path, run: Run) -> Path:
     return out / "runs" / run.key / "evaluations.npz"
 
 
-def _hyperparams(pair: Pair, env_id: str) -> dict:
+def pair_hyperparams(pair: Pair, env_id: str) -> dict:
+    """A pair's hyperparameters on one of its tasks: rl-zoo3's (unless the pair opts out), then the pair's own."""
     from sb3_transfer.zoo import zoo_hyperparams
 
-    hyperparams, _, _ = zoo_hyperparams(pair.algo, env_id)
+    hyperparams, _, _ = zoo_hyperparams(pair.algo, env_id) if pair.zoo_hyperparams else ({}, None, "")
     return {**hyperparams, **pair.hyperparams}
 
 
-def train_source(pair: Pair, path: Path) -> Path:
-    """Train and save a pair's source agent (seed 0), unless it is cached."""
-    if path.exists():
-        return path
+def train_source(pair: Pair) -> bytes:
+    """Train a pair's source agent (seed 0); return its ``.zip``."""
     import torch as th
 
     from sb3_transfer.adapt import ALGOS
 
     th.set_num_threads(1)
     model = ALGOS[pair.algo](
-        "MlpPolicy", pair.source_env, seed=0, verbose=0, device="cpu", **_hyperparams(pair, pair.source_env)
+        pair.policy, pair.source_env, seed=0, verbose=0, device="cpu", **pair_hyperparams(pair, pair.source_env)
     )
     model.learn(pair.source_steps)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.zip")
-    model.save(tmp)
-    os.replace(tmp, path)
-    return path
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / "source.zip")
+        return (Path(tmp) / "source.zip").read_bytes()
 
 
-def execute(run: Run, out: Path) -> Path:
-    """Train one run on its target task with evaluation at 0 and every ``eval_freq`` timesteps; write its curve."""
+def execute(run: Run, source: bytes | None) -> bytes:
+    """
+    Train one run on its target task with evaluation at 0 and every ``eval_freq`` timesteps.
+
+    :param run: The run.
+    :param source: The pair's source ``.zip`` (``None`` for scratch).
+    :return: The run's ``evaluations.npz``.
+    """
     import torch as th
     from stable_baselines3.common.env_util import make_vec_env
 
@@ -77,49 +85,117 @@ def execute(run: Run, out: Path) -> Path:
 
     th.set_num_threads(1)
     pair, method = run.pair, run.method
-    hyperparams = _hyperparams(pair, pair.target_env)
-    if method.transfer is None:
-        policy = TransferQRDQNPolicy if pair.algo == "qrdqn" else TransferDQNPolicy
-        model = ALGOS[pair.algo](policy, pair.target_env, seed=run.seed, verbose=0, device="cpu", **hyperparams)
-    else:
-        hyperparams.pop("policy_kwargs", None)  # the architecture is the source's
-        model = load_and_adapt(
-            source_path(out, pair),
-            pair.target_env,
-            pair.algo,
-            transfer=method.transfer,
-            action_map=pair.action_map,
+    hyperparams = {**pair_hyperparams(pair, pair.target_env), **method.hyperparams}
+    with tempfile.TemporaryDirectory() as tmp:
+        if method.transfer is None:
+            policy = TransferQRDQNPolicy if pair.algo == "qrdqn" else TransferDQNPolicy
+            model = ALGOS[pair.algo](policy, pair.target_env, seed=run.seed, verbose=0, device="cpu", **hyperparams)
+        else:
+            if source is None:
+                raise TransferConfigError(f"run {run.key}: transfer method {method.name!r} needs the source agent.")
+            (Path(tmp) / "source.zip").write_bytes(source)
+            hyperparams.pop("policy_kwargs", None)  # the architecture is the source's
+            model = load_and_adapt(
+                Path(tmp) / "source.zip",
+                pair.target_env,
+                pair.algo,
+                transfer=method.transfer,
+                action_map=pair.action_map,
+                verbose=0,
+                seed=run.seed,
+                device="cpu",
+                **hyperparams,
+            )
+            groups = list(model.policy.layer_groups())
+            # Patterns for groups this network lacks (a FlattenExtractor has no weights) are left out.
+            freeze = [p for p in method.freeze if fnmatch.filter(groups, p)]
+            if freeze:
+                model.policy.freeze(*freeze)
+            lr_scale = {p: f for p, f in method.lr_scale.items() if fnmatch.filter(groups, p)}
+            if lr_scale:
+                model.policy.set_lr_scale(lr_scale)
+        evaluation = TransferEvalCallback(
+            make_vec_env(pair.target_env, n_envs=1, seed=10_000 + run.seed),
+            eval_freq=max(pair.eval_freq // model.n_envs, 1),
+            n_eval_episodes=pair.n_eval_episodes,
+            log_path=tmp,
             verbose=0,
-            seed=run.seed,
-            device="cpu",
-            **hyperparams,
+            warn=False,
         )
-        groups = list(model.policy.layer_groups())
-        # Patterns for groups this network lacks (a FlattenExtractor has no weights) are left out.
-        freeze = [p for p in method.freeze if fnmatch.filter(groups, p)]
-        if freeze:
-            model.policy.freeze(*freeze)
-        lr_scale = {p: f for p, f in method.lr_scale.items() if fnmatch.filter(groups, p)}
-        if lr_scale:
-            model.policy.set_lr_scale(lr_scale)
-    path = run_path(out, run)
-    partial = path.parent / f".partial-{os.getpid()}"
-    evaluation = TransferEvalCallback(
-        make_vec_env(pair.target_env, n_envs=1, seed=10_000 + run.seed),
-        eval_freq=max(pair.eval_freq // model.n_envs, 1),
-        n_eval_episodes=pair.n_eval_episodes,
-        log_path=str(partial),
-        verbose=0,
-        warn=False,
-    )
-    callbacks = [evaluation]
-    if method.transfer is not None and method.unfreeze_fraction:
-        callbacks.append(GradualUnfreeze(every=max(1, int(pair.target_steps * method.unfreeze_fraction))))
-    model.learn(pair.target_steps, callback=callbacks)
-    # EvalCallback rewrites its file at every evaluation: only a finished run's file takes the final name.
-    os.replace(partial / "evaluations.npz", path)
-    partial.rmdir()
-    return path
+        callbacks = [evaluation]
+        if method.transfer is not None and method.unfreeze_fraction:
+            callbacks.append(GradualUnfreeze(every=max(1, int(pair.target_steps * method.unfreeze_fraction))))
+        model.learn(pair.target_steps, callback=callbacks)
+        return (Path(tmp) / "evaluations.npz").read_bytes()
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write by an atomic rename: a file under its final name is always complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+Job = tuple[Any, tuple]
+
+
+def _pool_dispatch(pool: ProcessPoolExecutor) -> Callable[[Callable, Sequence[Job]], Iterator[tuple[Any, Any]]]:
+    def dispatch(fn: Callable, jobs: Sequence[Job]) -> Iterator[tuple[Any, Any]]:
+        futures = {pool.submit(fn, *args): key for key, args in jobs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+    return dispatch
+
+
+def _ray_dispatch(ray: Any) -> Callable[[Callable, Sequence[Job]], Iterator[tuple[Any, Any]]]:
+    def dispatch(fn: Callable, jobs: Sequence[Job]) -> Iterator[tuple[Any, Any]]:
+        remote = ray.remote(num_cpus=1)(fn)
+        # A source's bytes go to the object store once, not once per run.
+        shared: dict[int, Any] = {}
+        refs = {}
+        for key, args in jobs:
+            args = tuple(shared.setdefault(id(a), ray.put(a)) if isinstance(a, bytes) else a for a in args)
+            refs[remote.remote(*args)] = key
+        while refs:
+            (done,), _ = ray.wait(list(refs), num_returns=1)
+            yield refs.pop(done), ray.get(done)
+
+    return dispatch
+
+
+def _start_ray(address: str) -> tuple[Any, bool]:
+    try:
+        import ray
+    except ImportError:
+        raise TransferConfigError(
+            f"--ray-address {address}: Ray is not installed (pip install 'sb3-transfer[ray]')."
+        ) from None
+    if ray.is_initialized():
+        return ray, False
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    except ConnectionError as error:
+        raise TransferConfigError(f"--ray-address {address}: no Ray cluster reached ({error}).") from None
+    return ray, True
+
+
+# Extras that register or run a suite's tasks, by the start of their ids.
+_ENV_EXTRAS = {"MinAtar": "minatar", "LunarLander": "box2d"}
+
+
+def check_envs(suite: Suite) -> None:
+    """Fail before any training when a task of the suite cannot be made here, naming the extra that provides it."""
+    import gymnasium as gym
+
+    for env_id in sorted({e for p in suite.pairs for e in (p.source_env, p.target_env)}):
+        try:
+            gym.make(env_id).close()
+        except (gym.error.Error, ImportError) as error:
+            extra = next((x for prefix, x in _ENV_EXTRAS.items() if env_id.startswith(prefix)), None)
+            hint = f" (pip install 'sb3-transfer[{extra}]')" if extra else ""
+            raise TransferConfigError(f"suite {suite.name}: task {env_id} cannot be made here{hint}: {error}") from None
 
 
 def run_suite(
@@ -127,27 +203,44 @@ def run_suite(
     out: Path,
     workers: int = 2,
     log: Callable[[str], None] = print,
+    ray_address: str | None = None,
 ) -> list[Run]:
     """
     Run every cell of a suite that has no result yet.
 
     :param suite: The suite.
     :param out: Output folder (sources cache, runs).
-    :param workers: Processes of the local pool.
+    :param workers: Processes of the local pool (without ``ray_address``).
     :param log: Progress messages.
+    :param ray_address: Dispatch the runs to a Ray cluster instead: ``"auto"`` (the cluster this machine belongs to),
+        ``"local"`` (a new instance on this machine), or an address such as ``"ray://head:10001"``. A Ray instance
+        already initialised in this process is used as it is. The cluster's nodes need ``sb3-transfer`` installed;
+        results come back to this process, so no shared file system is needed.
     :return: All runs of the suite.
     """
+    check_envs(suite)
     runs = [Run(p, m, s) for p in suite.pairs for m in suite.methods for s in suite.seeds]
     todo = [r for r in runs if not run_path(out, r).exists()]
-    log(f"suite {suite.name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to go ({workers} workers)")
-    sources = {source_path(out, r.pair): r.pair for r in todo if r.method.transfer is not None}
-    sources = {path: pair for path, pair in sources.items() if not path.exists()}
+    needed = {source_path(out, r.pair): r.pair for r in todo if r.method.transfer is not None}
+    to_train = [(path, (pair,)) for path, pair in needed.items() if not path.exists()]
     started = time.time()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for n, future in enumerate(as_completed([pool.submit(train_source, p, path) for path, p in sources.items()]), 1):
-            log(f"  source {n}/{len(sources)}: {future.result().name} ({time.time() - started:.0f}s)")
-        futures = {pool.submit(execute, r, out): r for r in todo}
-        for n, future in enumerate(as_completed(futures), 1):
-            future.result()
-            log(f"  [{n}/{len(todo)}] {futures[future].key} ({time.time() - started:.0f}s)")
+    ray, started_ray = _start_ray(ray_address) if ray_address else (None, False)
+    pool = None if ray else ProcessPoolExecutor(max_workers=workers)
+    where = f"Ray, {int(ray.cluster_resources().get('CPU', 0))} CPUs" if ray else f"{workers} workers"
+    log(f"suite {suite.name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to go ({where})")
+    dispatch = _ray_dispatch(ray) if ray else _pool_dispatch(pool)  # type: ignore[arg-type]
+    try:
+        for n, (path, data) in enumerate(dispatch(train_source, to_train), 1):
+            _write(path, data)
+            log(f"  source {n}/{len(to_train)}: {path.name} ({time.time() - started:.0f}s)")
+        sources = {path: path.read_bytes() for path in needed}
+        jobs = [(r, (r, sources.get(source_path(out, r.pair)) if r.method.transfer is not None else None)) for r in todo]
+        for n, (run, data) in enumerate(dispatch(execute, jobs), 1):
+            _write(run_path(out, run), data)
+            log(f"  [{n}/{len(todo)}] {run.key} ({time.time() - started:.0f}s)")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        if started_ray:
+            ray.shutdown()
     return runs

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sb3_transfer.extractors import SmallCNN
+
 
 @dataclass(frozen=True)
 class Pair:
@@ -24,6 +26,9 @@ class Pair:
     :param action_map: ``{target_action: source_action}`` for cross-space pairs, if any.
     :param hyperparams: Overrides of the algorithm's hyperparameters (rl-zoo3's for the target's source task
         otherwise).
+    :param policy: The source agent's policy (``"MlpPolicy"``, ``"CnnPolicy"``); scratch runs use the Transfer
+        policy with the same ``policy_kwargs``.
+    :param zoo_hyperparams: Start from rl-zoo3's tuned hyperparameters (``False`` for tasks rl-zoo3 has none for).
     """
 
     name: str
@@ -38,6 +43,8 @@ class Pair:
     n_eval_episodes: int = 10
     action_map: dict[int, int] | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
+    policy: str = "MlpPolicy"
+    zoo_hyperparams: bool = True
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class Method:
     :param freeze: Groups frozen at the start.
     :param lr_scale: Per-group learning-rate factors.
     :param unfreeze_fraction: With frozen groups, ``GradualUnfreeze(every=...)`` at this fraction of the budget.
+    :param hyperparams: Overrides of the pair's hyperparameters for this method.
     :param description: What it is, for reports.
     """
 
@@ -58,6 +66,7 @@ class Method:
     freeze: tuple[str, ...] = ()
     lr_scale: dict[str, float] = field(default_factory=dict)
     unfreeze_fraction: float | None = None
+    hyperparams: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
 
@@ -78,23 +87,61 @@ METHODS = {
 }
 
 CARTPOLE = dict(score_range=(9.0, 500.0), threshold=475.0)
+ACROBOT = dict(score_range=(-500.0, -60.0), threshold=-100.0)
+# Random play scores about -180; 200 is "solved".
+LUNAR = dict(score_range=(-180.0, 200.0), threshold=100.0, n_eval_episodes=5)
+# MinAtar has no rl-zoo3 entry: the network and settings of Young & Tian (2019), with an update every 4 steps.
+MINATAR = dict(
+    policy="CnnPolicy",
+    zoo_hyperparams=False,
+    hyperparams=dict(
+        policy_kwargs=dict(features_extractor_class=SmallCNN, net_arch=[]),
+        learning_rate=5e-4,
+        buffer_size=100_000,
+        learning_starts=5_000,
+        batch_size=32,
+        train_freq=4,
+        target_update_interval=1_000,
+        exploration_fraction=0.25,
+        exploration_final_eps=0.05,
+    ),
+)
 
 PAIRS = {
+    # near pairs: same spaces, other dynamics
     "cartpole-longpole": Pair("cartpole-longpole", "CartPole-v1", "CartPoleLongPole-v1", 50_000, 30_000, 2_000, **CARTPOLE),
     "cartpole-weakmotor": Pair("cartpole-weakmotor", "CartPole-v1", "CartPoleWeakMotor-v1", 50_000, 30_000, 2_000, **CARTPOLE),
-    "acrobot-heavy": Pair(
-        "acrobot-heavy", "Acrobot-v1", "AcrobotHeavy-v1", 50_000, 40_000, 4_000, score_range=(-500.0, -60.0), threshold=-100.0
+    "lunar-windy": Pair("lunar-windy", "LunarLander-v3", "LunarLanderWindy-v3", 100_000, 30_000, 3_000, **LUNAR),
+    "lunar-lowgravity": Pair(
+        "lunar-lowgravity", "LunarLander-v3", "LunarLanderLowGravity-v3", 100_000, 30_000, 3_000, **LUNAR
     ),
+    "acrobot-heavy": Pair(
+        "acrobot-heavy", "Acrobot-v1", "AcrobotHeavy-v1", 50_000, 30_000, 3_000, n_eval_episodes=5, **ACROBOT
+    ),
+    # cross-space pairs
     "cartpole-acrobot": Pair(
         "cartpole-acrobot",
         "CartPole-v1",
         "Acrobot-v1",
         50_000,
-        40_000,
-        4_000,
-        score_range=(-500.0, -60.0),
-        threshold=-100.0,
-        action_map={0: 0, 2: 1},
+        30_000,
+        3_000,
+        n_eval_episodes=5,
+        action_map={0: 0, 2: 1},  # torque -1 <- push left, torque +1 <- push right
+        **ACROBOT,
+    ),
+    "breakout-spaceinvaders": Pair(
+        "breakout-spaceinvaders",
+        "MinAtarImage/Breakout-v1",
+        "MinAtarImage/SpaceInvaders-v1",
+        200_000,
+        50_000,
+        5_000,
+        score_range=(3.0, 50.0),
+        threshold=20.0,
+        n_eval_episodes=5,
+        action_map={0: 0, 1: 1, 2: 2},  # no-op, left, right; fire starts at their mean
+        **MINATAR,
     ),
 }
 
