@@ -12,8 +12,8 @@ import fnmatch
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,32 +137,57 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
-Job = tuple[Any, tuple]
+class _Pool:
+    """Jobs on a local process pool, collected as they finish."""
+
+    def __init__(self, workers: int) -> None:
+        self.executor = ProcessPoolExecutor(max_workers=workers)
+        self.pending: dict[Future, Any] = {}
+        self.where = f"{workers} workers"
+
+    def submit(self, key: Any, fn: Callable, *args: Any) -> None:
+        self.pending[self.executor.submit(fn, *args)] = key
+
+    def next_done(self) -> tuple[Any, Any]:
+        done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+        future = next(iter(done))
+        return self.pending.pop(future), future.result()
+
+    def close(self) -> None:
+        self.executor.shutdown(cancel_futures=True)
 
 
-def _pool_dispatch(pool: ProcessPoolExecutor) -> Callable[[Callable, Sequence[Job]], Iterator[tuple[Any, Any]]]:
-    def dispatch(fn: Callable, jobs: Sequence[Job]) -> Iterator[tuple[Any, Any]]:
-        futures = {pool.submit(fn, *args): key for key, args in jobs}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+class _Ray:
+    """Jobs on a Ray cluster, collected as they finish; a source's bytes go to the object store once."""
 
-    return dispatch
+    def __init__(self, ray: Any, started: bool) -> None:
+        self.ray, self.started = ray, started
+        self.pending: dict[Any, Any] = {}
+        self.remotes: dict[Callable, Any] = {}
+        self.shared: dict[int, tuple[bytes, Any]] = {}  # the bytes are kept so that their id is not reused
+        self.where = f"Ray, {int(ray.cluster_resources().get('CPU', 0))} CPUs"
 
+    def submit(self, key: Any, fn: Callable, *args: Any) -> None:
+        if fn not in self.remotes:
+            self.remotes[fn] = self.ray.remote(num_cpus=1)(fn)
+        refs = []
+        for arg in args:
+            if isinstance(arg, bytes):
+                if id(arg) not in self.shared:
+                    self.shared[id(arg)] = (arg, self.ray.put(arg))
+                arg = self.shared[id(arg)][1]
+            refs.append(arg)
+        self.pending[self.remotes[fn].remote(*refs)] = key
 
-def _ray_dispatch(ray: Any) -> Callable[[Callable, Sequence[Job]], Iterator[tuple[Any, Any]]]:
-    def dispatch(fn: Callable, jobs: Sequence[Job]) -> Iterator[tuple[Any, Any]]:
-        remote = ray.remote(num_cpus=1)(fn)
-        # A source's bytes go to the object store once, not once per run.
-        shared: dict[int, Any] = {}
-        refs = {}
-        for key, args in jobs:
-            args = tuple(shared.setdefault(id(a), ray.put(a)) if isinstance(a, bytes) else a for a in args)
-            refs[remote.remote(*args)] = key
-        while refs:
-            (done,), _ = ray.wait(list(refs), num_returns=1)
-            yield refs.pop(done), ray.get(done)
+    def next_done(self) -> tuple[Any, Any]:
+        (done,), _ = self.ray.wait(list(self.pending), num_returns=1)
+        return self.pending.pop(done), self.ray.get(done)
 
-    return dispatch
+    def close(self) -> None:
+        for ref in self.pending:
+            self.ray.cancel(ref)
+        if self.started:
+            self.ray.shutdown()
 
 
 def _start_ray(address: str) -> tuple[Any, bool]:
@@ -221,26 +246,35 @@ def run_suite(
     check_envs(suite)
     runs = [Run(p, m, s) for p in suite.pairs for m in suite.methods for s in suite.seeds]
     todo = [r for r in runs if not run_path(out, r).exists()]
-    needed = {source_path(out, r.pair): r.pair for r in todo if r.method.transfer is not None}
-    to_train = [(path, (pair,)) for path, pair in needed.items() if not path.exists()]
+    waiting: dict[Path, list[Run]] = {}  # runs whose source is still to train
+    for run in todo:
+        if run.method.transfer is not None:
+            waiting.setdefault(source_path(out, run.pair), []).append(run)
+    sources = {path: path.read_bytes() for path in waiting if path.exists()}
     started = time.time()
-    ray, started_ray = _start_ray(ray_address) if ray_address else (None, False)
-    pool = None if ray else ProcessPoolExecutor(max_workers=workers)
-    where = f"Ray, {int(ray.cluster_resources().get('CPU', 0))} CPUs" if ray else f"{workers} workers"
-    log(f"suite {suite.name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to go ({where})")
-    dispatch = _ray_dispatch(ray) if ray else _pool_dispatch(pool)  # type: ignore[arg-type]
+    jobs: _Pool | _Ray = _Ray(*_start_ray(ray_address)) if ray_address else _Pool(workers)
+    log(f"suite {suite.name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to go ({jobs.where})")
     try:
-        for n, (path, data) in enumerate(dispatch(train_source, to_train), 1):
-            _write(path, data)
-            log(f"  source {n}/{len(to_train)}: {path.name} ({time.time() - started:.0f}s)")
-        sources = {path: path.read_bytes() for path in needed}
-        jobs = [(r, (r, sources.get(source_path(out, r.pair)) if r.method.transfer is not None else None)) for r in todo]
-        for n, (run, data) in enumerate(dispatch(execute, jobs), 1):
-            _write(run_path(out, run), data)
-            log(f"  [{n}/{len(todo)}] {run.key} ({time.time() - started:.0f}s)")
+        # Sources first; runs that need nothing more go meanwhile; the rest go as their source arrives.
+        to_train = [path for path in waiting if path not in sources]
+        for path in to_train:
+            jobs.submit(path, train_source, waiting[path][0].pair)
+        for run in todo:
+            if run.method.transfer is None or source_path(out, run.pair) in sources:
+                jobs.submit(run, execute, run, sources.get(source_path(out, run.pair)) if run.method.transfer else None)
+        n_sources = n_runs = 0
+        while jobs.pending:
+            key, data = jobs.next_done()
+            if isinstance(key, Path):
+                _write(key, data)
+                n_sources += 1
+                log(f"  source {n_sources}/{len(to_train)}: {key.name} ({time.time() - started:.0f}s)")
+                for run in waiting[key]:
+                    jobs.submit(run, execute, run, data)
+            else:
+                _write(run_path(out, key), data)
+                n_runs += 1
+                log(f"  [{n_runs}/{len(todo)}] {key.key} ({time.time() - started:.0f}s)")
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-        if started_ray:
-            ray.shutdown()
+        jobs.close()
     return runs
