@@ -63,7 +63,8 @@ def test_micro_suite_runs_resumes_and_reports(tmp_path):
         np.mean(summary["runs"]["cartpole-longpole"]["scratch"]["first"])
         - np.mean(summary["runs"]["cartpole-longpole"]["scratch"]["first"])
     )
-    assert "## Aggregate over pairs" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "## Aggregate over pairs" in report and "| cartpole-longpole | finetune |" in report.split("## Targets")[1]
 
 
 def test_bench_command_errors(capsys):
@@ -104,3 +105,14 @@ def test_ray_address_without_ray_installed(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     with pytest.raises(TransferConfigError, match=r"--ray-address auto: Ray is not installed"):
         run_suite(_tiny_suite(), tmp_path, ray_address="auto")
+
+
+def test_forgetting_check_on_fixed_curves():
+    from sb3_transfer.bench.report import _forgetting
+
+    steady = {"curve": [[100.0, 120.0, 150.0], [100.0, 110.0, 160.0], [100.0, 130.0, 140.0]]}
+    result = _forgetting(steady, n_bootstrap=100)
+    assert result["held"] and result["first"]["low"] == 100.0 and result["lowest"] == 120.0
+    dipping = {"curve": [[100.0, 20.0, 150.0], [90.0, 30.0, 160.0], [110.0, 10.0, 140.0]]}
+    result = _forgetting(dipping, n_bootstrap=100)
+    assert not result["held"] and result["lowest"] == 20.0 and 90.0 <= result["first"]["low"] <= 100.0

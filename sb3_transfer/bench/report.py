@@ -20,14 +20,16 @@ from sb3_transfer.metrics import load_curve, transfer_metrics
 MEASURES = {"jumpstart": True, "final": True, "auc": True, "time_to_threshold": False, "dip": False}
 
 
-def run_measures(suite: Suite, out: Path) -> dict[str, dict[str, dict[str, list[float]]]]:
-    """``{pair: {method: {measure: [value per seed], "censored": [...]}}}`` from the runs' curves."""
-    table: dict[str, dict[str, dict[str, list[float]]]] = {}
+def run_measures(suite: Suite, out: Path) -> dict[str, dict[str, dict[str, list]]]:
+    """``{pair: {method: {measure: [value per seed], "censored": [...], "curve": [values per seed]}}}`` from the runs'
+    curves."""
+    table: dict[str, dict[str, dict[str, list]]] = {}
     for pair in suite.pairs:
         for method in suite.methods:
-            cell: dict[str, list[float]] = {name: [] for name in (*MEASURES, "first", "censored")}
+            cell: dict[str, list] = {name: [] for name in (*MEASURES, "first", "censored", "curve")}
             for seed in suite.seeds:
                 curve = load_curve(run_path(out, Run(pair, method, seed)))
+                cell["curve"].append(curve[1].tolist())
                 m = transfer_metrics(curve, threshold=pair.threshold, last_k=3).transfer
                 cell["first"].append(m["first"].value)
                 cell["final"].append(m["asymptote"].value)
@@ -64,6 +66,7 @@ def summarise(suite: Suite, out: Path, n_bootstrap: int = 2000) -> dict[str, Any
                 x, y = np.array(cell[name]), np.array(base[name])
                 low, high = stratified_bootstrap_ci([x, y], lambda s: probability_of_improvement(s[0], s[1]), n_bootstrap)
                 row[f"poi_{name}"] = {"value": probability_of_improvement(x, y), "low": low, "high": high}
+            row["forgetting"] = _forgetting(cell, n_bootstrap)
             rows[method.name] = row
         pairs[pair.name] = {"target": pair.target_env, "source": pair.source_env, "methods": rows}
 
@@ -95,6 +98,49 @@ def summarise(suite: Suite, out: Path, n_bootstrap: int = 2000) -> dict[str, Any
     }
 
 
+def _forgetting(cell: dict[str, list], n_bootstrap: int) -> dict[str, Any]:
+    """
+    Whether the IQM curve over seeds stays within or above the confidence interval of its own first evaluation (the
+    benchmark's no-forgetting target): the lowest point of the IQM curve after timestep 0 against that interval.
+    """
+    length = min(len(c) for c in cell["curve"])
+    curves = np.array([c[:length] for c in cell["curve"]], dtype=float)
+    first = curves[:, 0]
+    low, high = stratified_bootstrap_ci([first], lambda s: iqm(s[0]), n_bootstrap)
+    lowest = min((iqm(curves[:, t]) for t in range(1, length)), default=iqm(first))
+    return {"first": {"iqm": iqm(first), "low": low, "high": high}, "lowest": lowest, "held": bool(lowest >= low)}
+
+
+def _targets(summary: dict[str, Any]) -> list[str]:
+    """The benchmark's performance targets, checked per pair for each transfer method."""
+    scratch = next(iter(summary["methods"]))
+    lines = ["", "## Targets", ""]
+    lines += [
+        "Per pair and transfer method: positive jumpstart (its CI above 0); time to threshold at most a third of "
+        "scratch's (IQM); no forgetting (the IQM curve never below the CI of its first evaluation: lowest point vs CI); "
+        "not worse than scratch (the CI of P(final > scratch) reaches 0.5).",
+        "",
+        "| pair | method | jumpstart > 0 | time ratio <= 1/3 | no forgetting (lowest vs CI of first) | not worse |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, pair in summary["pairs"].items():
+        for method, row in pair["methods"].items():
+            if method == scratch:
+                continue
+            f = row["forgetting"]
+            lines.append(
+                f"| {name} | {method} | {_yes(row['jumpstart']['low'] > 0)} | "
+                f"{_yes(row['time_to_threshold_ratio'] <= 1 / 3)} ({row['time_to_threshold_ratio']:.2f}) | "
+                f"{_yes(f['held'])} ({f['lowest']:.1f} vs [{f['first']['low']:.1f}, {f['first']['high']:.1f}]) | "
+                f"{_yes(row['poi_final']['high'] >= 0.5)} |"
+            )
+    return lines
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
 def _ci(cell: dict[str, float], digits: int = 1) -> str:
     return f"{cell['iqm']:.{digits}f} [{cell['low']:.{digits}f}, {cell['high']:.{digits}f}]"
 
@@ -116,6 +162,7 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"{row['time_to_threshold_ratio']:.2f} | {_ci(row['auc'])} | {_ci(row['final'])} | {_ci(row['dip'])} | "
                 f"{poi['value']:.2f} [{poi['low']:.2f}, {poi['high']:.2f}] |"
             )
+    lines += _targets(summary)
     lines += ["", "## Aggregate over pairs (scores normalised to each target's score range)", ""]
     lines += [
         "| method | final | AUC | P(better than scratch), final | P(better than scratch), AUC |",
