@@ -27,3 +27,13 @@ def test_quickstart_runs_as_written(tmp_path, monkeypatch, capsys):
     runpy.run_path(str(ROOT / "benchmarks" / "quickstart.py"), run_name="__main__")
     assert "Transfer report" in capsys.readouterr().out
     assert (tmp_path / "acrobot_from_cartpole.zip").exists()
+
+
+def test_readme_minatar_snippet_runs():
+    pytest.importorskip("minatar")
+    readme = (ROOT / "README.md").read_text()
+    snippet = re.search(r"```python\n(from stable_baselines3 import DQN\nfrom sb3_transfer.extractors.+?)```", readme, re.S)
+    assert snippet, "the MinAtar snippet is gone from the README"
+    scope: dict = {}
+    exec(snippet.group(1), scope)
+    assert type(scope["model"].policy.q_net.features_extractor).__name__ == "SmallCNN"
