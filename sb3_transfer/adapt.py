@@ -16,7 +16,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from sb3_transfer.errors import IncompatibleSpaceError, TransferConfigError
 from sb3_transfer.sources import SourceNetwork, read_source
 from sb3_transfer.policies import TransferDQNPolicy, TransferQRDQNPolicy
-from sb3_transfer.transplant import ADAPTED, COPIED, HEAD, TransferReport
+from sb3_transfer.transplant import ADAPTED, COPIED, HEAD, INITIALISED, TransferReport
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "qrdqn": QRDQN}
 
@@ -73,8 +73,9 @@ def load_and_adapt(
         raise TransferConfigError(
             f"load_and_adapt builds {algo_class.__name__} models with {policy_class.__name__} (or a subclass), not {policy!r}."
         )
+    user_policy_kwargs = dict(model_kwargs.pop("policy_kwargs", None) or {})
     policy_kwargs = {
-        **(model_kwargs.pop("policy_kwargs", None) or {}),
+        **user_policy_kwargs,
         "pretrained": network,
         "transfer": transfer,
         "action_map": action_map,
@@ -83,29 +84,47 @@ def load_and_adapt(
     model = algo_class(policy, vec_env, policy_kwargs=policy_kwargs, verbose=verbose, **model_kwargs)
     report = model.policy.transfer_report
     report.target = f"{algo_class.__name__} on {env_name}"
-    report.settings = apply_fine_tuning_defaults(model, report, model_kwargs)
+    report.settings = apply_fine_tuning_defaults(model, report, {**model_kwargs, **user_policy_kwargs})
     model.transfer_report = report  # type: ignore[attr-defined]
     if verbose >= 1:
         print(report)
     return model  # type: ignore[return-value]
 
 
+#: Learning-rate factor of the pretrained layer groups while fine-tuning (``lr_scale``).
+FINE_TUNING_LR_SCALE = 0.1
+
+
 def apply_fine_tuning_defaults(model: BaseAlgorithm, report: TransferReport, user_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """
     Set the hyperparameters that suit a pretrained start, where the user left them unset.
 
-    With the head carried over, the model already acts on what it learnt; SB3's default exploration starts with fully
-    random actions (epsilon 1.0) and would throw that jumpstart away, so epsilon starts at its final value instead.
-    With a new head the policy is untrained and SB3's defaults stand.
+    - ``lr_scale``: the groups carried over (copied or adapted) learn at :data:`FINE_TUNING_LR_SCALE` times the
+      learning rate; new layers at the full rate. At rl-zoo3's learning rates, fine-tuning at the full rate threw the
+      jumpstart away within a few thousand steps (Acrobot -> heavy: a dip of 308 of a jumpstart of 384) or collapsed
+      once the task was solved (CartPole -> weak motor: 16 after 500); at x0.1 neither happened
+      (``benchmarks/fine_tuning_settings.py``, ``benchmarks/results/README.md``).
+    - ``exploration_initial_eps``: with the head carried over, epsilon starts at its final value instead of 1.0,
+      since the pretrained policy already acts on what it learnt. With a new head SB3's schedule stands.
 
     :param model: The model, after the transplant.
     :param report: The transplant's report.
-    :param user_kwargs: The constructor arguments the user gave.
+    :param user_kwargs: The constructor arguments and ``policy_kwargs`` the user gave.
     :return: ``{name: {"value": ..., "reason": ...}}`` for each setting changed.
     """
     settings: dict[str, Any] = {}
-    head_actions = report.group_actions().get(HEAD, set())
-    head_carried = bool(head_actions) and head_actions <= {COPIED, ADAPTED}
+    actions = report.group_actions()
+    groups = model.policy.layer_groups()  # type: ignore[operator]
+    carried = [g for g in groups if actions.get(g, set()) & {COPIED, ADAPTED} and INITIALISED not in actions[g]]
+    if carried and "lr_scale" not in user_kwargs:
+        scale = {g: FINE_TUNING_LR_SCALE for g in carried}
+        model.policy.set_lr_scale(scale)  # type: ignore[operator]
+        settings["lr_scale"] = {
+            "value": scale,
+            "reason": "pretrained layers fine-tune at a tenth of the learning rate, so that the first updates on a "
+            "new task do not throw their jumpstart away",
+        }
+    head_carried = HEAD in carried
     if head_carried and "exploration_initial_eps" not in user_kwargs:
         eps = model.exploration_final_eps  # type: ignore[attr-defined]
         model.exploration_initial_eps = eps  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ from sb3_transfer import (
     TransferReport,
     load_and_adapt,
 )
+from sb3_transfer.adapt import FINE_TUNING_LR_SCALE
 from sb3_transfer.adapters import adapt_conv_channels
 
 
@@ -265,15 +266,30 @@ def test_architecture_follows_the_source(tmp_path):
     assert model.policy.net_arch == [8, 12, 6] and model.policy.activation_fn is nn.Tanh
 
 
-def test_fine_tuning_defaults_are_reported_and_overridable(cartpole_zip):
+def test_fine_tuning_defaults_are_reported_and_overridable(cartpole_zip, tmp_path):
     pretrained_head = load_and_adapt(cartpole_zip, "CartPole-v1", transfer="all", verbose=0)
     assert pretrained_head.exploration_initial_eps == pretrained_head.exploration_final_eps == 0.05
     assert pretrained_head.exploration_schedule(1.0) == 0.05
-    assert "exploration_initial_eps" in pretrained_head.transfer_report.settings
+    settings = pretrained_head.transfer_report.settings
+    assert set(settings) == {"exploration_initial_eps", "lr_scale"}
+    lr = pretrained_head.learning_rate
+    assert pretrained_head.policy.learning_rates() == {
+        g: pytest.approx(lr * FINE_TUNING_LR_SCALE) for g in settings["lr_scale"]["value"]
+    }
+    # A new head learns at the full rate from SB3's exploration schedule; the pretrained trunk at a tenth.
     new_head = load_and_adapt(cartpole_zip, "CartPole-v1", verbose=0)
-    assert new_head.exploration_initial_eps == 1.0 and not new_head.transfer_report.settings
-    yours = load_and_adapt(cartpole_zip, "CartPole-v1", transfer="all", exploration_initial_eps=0.5, verbose=0)
+    assert new_head.exploration_initial_eps == 1.0 and set(new_head.transfer_report.settings) == {"lr_scale"}
+    assert new_head.policy.learning_rates()["head"] == pytest.approx(lr)
+    assert new_head.policy.learning_rates()["trunk.0"] == pytest.approx(lr * FINE_TUNING_LR_SCALE)
+    yours = load_and_adapt(
+        cartpole_zip, "CartPole-v1", transfer="all", exploration_initial_eps=0.5, policy_kwargs=dict(lr_scale={"head": 0.5})
+    )
     assert yours.exploration_initial_eps == 0.5 and not yours.transfer_report.settings
+    assert yours.policy.learning_rates() == {"trunk.0": lr, "trunk.1": lr, "head": pytest.approx(lr * 0.5)}
+    # Saved with the model: a plain DQN.load fine-tunes at the same rates.
+    path = tmp_path / "tuned.zip"
+    pretrained_head.save(path)
+    assert DQN.load(path).policy.learning_rates() == pretrained_head.policy.learning_rates()
 
 
 def test_report_is_readable_and_serialisable(cartpole_zip, capsys):

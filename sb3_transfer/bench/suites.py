@@ -72,9 +72,11 @@ class Method:
 
 METHODS = {
     "scratch": Method("scratch", None, description="learning from scratch"),
-    "finetune": Method("finetune", "all", description="every pretrained layer fine-tuned"),
+    "finetune": Method(
+        "finetune", "all", description="every pretrained layer fine-tuned (at lr x0.1: load_and_adapt's default)"
+    ),
     "frozen": Method(
-        "frozen", "all", freeze=("features_extractor", "trunk.*"), description="pretrained trunk frozen, head trains"
+        "frozen", "all", freeze=("features_extractor", "trunk.*"), description="pretrained trunk frozen, head trains (lr x0.1)"
     ),
     "gradual": Method(
         "gradual",
@@ -82,7 +84,7 @@ METHODS = {
         freeze=("features_extractor", "trunk.*"),
         lr_scale={"trunk.*": 0.1},
         unfreeze_fraction=0.15,
-        description="trunk frozen, unfrozen one group at a time (every 15% of the budget), trunk lr x0.1",
+        description="trunk frozen, unfrozen one group at a time (every 15% of the budget); lr x0.1",
     ),
 }
 
