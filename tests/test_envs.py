@@ -2,7 +2,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
-from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 
 import sb3_transfer  # noqa: F401  (registers the variants)
 from sb3_transfer.envs import VARIANTS, MinAtarImage, register_envs, source_task
@@ -68,11 +68,20 @@ def test_minatar_games_are_registered_when_installed():
 def test_minatar_image_games_are_uint8_images_with_the_same_frames():
     pytest.importorskip("minatar")
     raw, image = gym.make("MinAtar/SpaceInvaders-v1"), gym.make("MinAtarImage/SpaceInvaders-v1")
-    assert image.observation_space == spaces.Box(0, 255, (10, 10, 6), np.uint8) and image.action_space.n == 4
+    assert image.observation_space == spaces.Box(0, 255, (6, 10, 10), np.uint8) and image.action_space.n == 4
     assert is_image_space(image.observation_space) and image.spec.max_episode_steps == 1000
     frame, _ = raw.reset(seed=3)
     picture, _ = image.reset(seed=3)
-    np.testing.assert_array_equal(picture, frame.astype(np.uint8) * 255)
+    np.testing.assert_array_equal(picture, np.moveaxis(frame, -1, 0).astype(np.uint8) * 255)
+
+
+@pytest.mark.parametrize("game", ["Breakout", "Seaquest"])
+def test_minatar_image_channels_are_never_mistaken_for_rows(game):
+    # Seaquest has 10 channels on a 10x10 board: SB3's guess of the channel axis (the smallest) ties there.
+    pytest.importorskip("minatar")
+    space = gym.make(f"MinAtarImage/{game}-v1").observation_space
+    channels = gym.make(f"MinAtar/{game}-v1").observation_space.shape[-1]
+    assert space.shape == (channels, 10, 10) and is_image_space_channels_first(space)
 
 
 def test_minatar_image_rejects_other_observations():

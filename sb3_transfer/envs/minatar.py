@@ -11,11 +11,12 @@ from gymnasium import spaces
 
 class MinAtarImage(gym.ObservationWrapper):
     """
-    MinAtar's boolean ``10x10xC`` frames as uint8 images with values 0 and 255.
+    MinAtar's boolean ``10x10xC`` frames as channel-first uint8 images (``Cx10x10``) with values 0 and 255.
 
-    SB3 treats only uint8 boxes in [0, 255] as images: those it transposes to channel-first and scales to [0, 1]
-    before the policy, so a boolean frame would otherwise reach an MLP, flattened. The channels (one per kind of
-    object) are kept as they are: Breakout has 4, SpaceInvaders 6.
+    SB3 treats only uint8 boxes in [0, 255] as images (it scales them to [0, 1] before the policy), so a boolean frame
+    would otherwise reach an MLP, flattened. The frames are made channel-first here rather than left to SB3's
+    ``VecTransposeImage``: SB3 guesses the channel axis as the smallest one, and Seaquest's 10 channels tie with the
+    10x10 board. The channels (one per kind of object) are kept as they are: Breakout has 4, SpaceInvaders 6.
 
     :param env: A MinAtar environment (``MinAtar/<Game>-v1``).
     """
@@ -25,10 +26,10 @@ class MinAtarImage(gym.ObservationWrapper):
         shape = env.observation_space.shape
         if env.observation_space.dtype != np.bool_ or shape is None or len(shape) != 3:
             raise ValueError(f"MinAtarImage wraps MinAtar's boolean HxWxC frames, not {env.observation_space}.")
-        self.observation_space = spaces.Box(0, 255, shape, np.uint8)
+        self.observation_space = spaces.Box(0, 255, (shape[2], shape[0], shape[1]), np.uint8)
 
     def observation(self, observation: Any) -> np.ndarray:
-        return np.asarray(observation, dtype=np.uint8) * np.uint8(255)
+        return np.ascontiguousarray(np.moveaxis(np.asarray(observation, dtype=np.uint8), -1, 0)) * np.uint8(255)
 
 
 def make_minatar_image(game: str, **kwargs: Any) -> gym.Env:
