@@ -8,7 +8,7 @@ import pytest
 from sb3_transfer.bench.report import write_report
 from sb3_transfer.bench.runner import Run, run_path, run_suite
 from sb3_transfer.bench.stats import aggregate_poi, iqm, probability_of_improvement, stratified_bootstrap_ci
-from sb3_transfer.bench.suites import PAIRS, SUITES
+from sb3_transfer.bench.suites import PAIRS, SUITES, Method
 from sb3_transfer.cli import main
 from sb3_transfer.errors import TransferConfigError
 
@@ -116,3 +116,14 @@ def test_forgetting_check_on_fixed_curves():
     dipping = {"curve": [[100.0, 20.0, 150.0], [90.0, 30.0, 160.0], [110.0, 10.0, 140.0]]}
     result = _forgetting(dipping, n_bootstrap=100)
     assert not result["held"] and result["lowest"] == 20.0 and 90.0 <= result["first"]["low"] <= 100.0
+
+
+def test_a_failed_run_stops_the_suite_and_keeps_finished_work(tmp_path):
+    micro = SUITES["micro"]
+    broken = Method("broken", None, hyperparams={"not_an_argument": 1})
+    suite = replace(micro, name="broken", pairs=micro.pairs[:1], methods=(micro.methods[0], broken), seeds=(0,))
+    with pytest.raises(TypeError, match="not_an_argument"):
+        run_suite(suite, tmp_path, workers=2, log=lambda _: None)
+    # The scratch run was running beside the failing one: it finished and was written.
+    assert run_path(tmp_path, Run(suite.pairs[0], micro.methods[0], 0)).exists()
+    assert not run_path(tmp_path, Run(suite.pairs[0], broken, 0)).exists()

@@ -9,6 +9,8 @@ no shared file system and an interrupted suite resumes by skipping the runs whos
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 import os
 import tempfile
 import time
@@ -36,8 +38,15 @@ class Run:
 
 
 def source_path(out: Path, pair: Pair) -> Path:
-    """Where a pair's source agent is cached (shared by pairs with the same source task, algo and budget)."""
-    return out / "sources" / f"{pair.algo}-{pair.source_env.replace('/', '-')}-{pair.source_steps}.zip"
+    """
+    Where a pair's source agent is cached: shared by the pairs that train it alike (source task, algo, budget, policy
+    and hyperparameters; the last two by a digest in the name).
+    """
+    recipe = json.dumps(
+        {"policy": pair.policy, "hyperparams": pair_hyperparams(pair, pair.source_env)}, sort_keys=True, default=repr
+    )
+    digest = hashlib.sha1(recipe.encode()).hexdigest()[:8]
+    return out / "sources" / f"{pair.algo}-{pair.source_env.replace('/', '-')}-{pair.source_steps}-{digest}.zip"
 
 
 def run_path(out: Path, run: Run) -> Path:
@@ -153,8 +162,13 @@ class _Pool:
         future = next(iter(done))
         return self.pending.pop(future), future.result()
 
+    def cancel_waiting(self) -> None:
+        """Cancel the jobs that have not started; running ones go on."""
+        for future in [f for f in self.pending if f.cancel()]:
+            del self.pending[future]
+
     def close(self) -> None:
-        self.executor.shutdown(cancel_futures=True)
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 class _Ray:
@@ -183,9 +197,13 @@ class _Ray:
         (done,), _ = self.ray.wait(list(self.pending), num_returns=1)
         return self.pending.pop(done), self.ray.get(done)
 
-    def close(self) -> None:
+    def cancel_waiting(self) -> None:
+        """Cancel the pending tasks (Ray does not tell which have started)."""
         for ref in self.pending:
             self.ray.cancel(ref)
+
+    def close(self) -> None:
+        self.cancel_waiting()
         if self.started:
             self.ray.shutdown()
 
@@ -261,20 +279,32 @@ def run_suite(
             jobs.submit(path, train_source, waiting[path][0].pair)
         for run in todo:
             if run.method.transfer is None or source_path(out, run.pair) in sources:
-                jobs.submit(run, execute, run, sources.get(source_path(out, run.pair)) if run.method.transfer else None)
+                source = sources.get(source_path(out, run.pair)) if run.method.transfer is not None else None
+                jobs.submit(run, execute, run, source)
         n_sources = n_runs = 0
+        failure: Exception | None = None
         while jobs.pending:
-            key, data = jobs.next_done()
+            try:
+                key, data = jobs.next_done()
+            except Exception as error:
+                # Start nothing more, but keep (and write) what is already running; then report the first failure.
+                if failure is None:
+                    failure = error
+                    jobs.cancel_waiting()
+                continue
             if isinstance(key, Path):
                 _write(key, data)
                 n_sources += 1
                 log(f"  source {n_sources}/{len(to_train)}: {key.name} ({time.time() - started:.0f}s)")
-                for run in waiting[key]:
-                    jobs.submit(run, execute, run, data)
+                if failure is None:
+                    for run in waiting[key]:
+                        jobs.submit(run, execute, run, data)
             else:
                 _write(run_path(out, key), data)
                 n_runs += 1
                 log(f"  [{n_runs}/{len(todo)}] {key.key} ({time.time() - started:.0f}s)")
+        if failure is not None:
+            raise failure
     finally:
         jobs.close()
     return runs
