@@ -43,6 +43,8 @@ SUPPORTED_ALGOS = ("DQN", "QRDQN")
 # Caps on what a zip member may unpack to, so that a small file cannot exhaust memory.
 MAX_DATA_BYTES = 64 * 2**20
 MAX_WEIGHTS_BYTES = 2 * 2**30
+#: Largest layer size (features, filters) an untrusted file may ask for without weights that show it.
+MAX_LAYER_SIZE = 2**16
 
 # Keyword arguments of SB3's extractors that an untrusted zip may set, with their types.
 _SAFE_EXTRACTOR_KWARGS: dict[str, dict[str, type]] = {
@@ -470,7 +472,12 @@ def _resolve_class(recorded: Any) -> tuple[type[nn.Module] | None, str]:
 def _safe_extractor_kwargs(name: str, kwargs: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     """Of an untrusted file's extractor kwargs, keep those SB3's extractors take, with the right types."""
     allowed = _SAFE_EXTRACTOR_KWARGS.get(name.rsplit(".", 1)[-1], {})
-    kept = {k: v for k, v in kwargs.items() if k in allowed and type(v) is allowed[k]}
+    # Sizes are bounded: a file may not make the target network allocate without limit.
+    kept = {
+        k: v
+        for k, v in kwargs.items()
+        if k in allowed and type(v) is allowed[k] and (type(v) is not int or 1 <= v <= MAX_LAYER_SIZE)
+    }
     dropped = sorted(set(kwargs) - set(kept))
     if dropped:
         notes.append(f"features_extractor_kwargs {', '.join(dropped)} from the file are not used (unknown or mistyped).")

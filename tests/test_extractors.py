@@ -49,3 +49,15 @@ def test_untrusted_zip_with_small_cnn_transfers_across_channels_and_actions(tmp_
     obs = sample_batch(model.observation_space)
     obs[:, 4:] = obs[:, :2]
     assert th.allclose(q_values(model, obs)[:, :3], q_values(source, obs[:, :4]), atol=1e-5)
+
+
+def test_untrusted_sizes_are_bounded():
+    from sb3_transfer.sources import MAX_LAYER_SIZE, _safe_extractor_kwargs
+
+    notes: list[str] = []
+    kwargs = dict(features_dim=MAX_LAYER_SIZE + 1, n_filters=8, normalized_image=True)
+    assert _safe_extractor_kwargs("sb3_transfer.extractors.SmallCNN", kwargs, notes) == dict(
+        n_filters=8, normalized_image=True
+    )
+    assert "features_dim" in notes[0]
+    assert _safe_extractor_kwargs("sb3_transfer.extractors.SmallCNN", dict(n_filters=0), []) == {}
