@@ -264,10 +264,11 @@ def run_suite(
     check_envs(suite)
     runs = [Run(p, m, s) for p in suite.pairs for m in suite.methods for s in suite.seeds]
     todo = [r for r in runs if not run_path(out, r).exists()]
-    waiting: dict[Path, list[Run]] = {}  # runs whose source is still to train
+    source_of = {pair.name: source_path(out, pair) for pair in suite.pairs}  # once per pair: it reads rl-zoo3's file
+    waiting: dict[Path, list[Run]] = {}  # transfer runs by the source they need
     for run in todo:
         if run.method.transfer is not None:
-            waiting.setdefault(source_path(out, run.pair), []).append(run)
+            waiting.setdefault(source_of[run.pair.name], []).append(run)
     sources = {path: path.read_bytes() for path in waiting if path.exists()}
     started = time.time()
     jobs: _Pool | _Ray = _Ray(*_start_ray(ray_address)) if ray_address else _Pool(workers)
@@ -278,9 +279,10 @@ def run_suite(
         for path in to_train:
             jobs.submit(path, train_source, waiting[path][0].pair)
         for run in todo:
-            if run.method.transfer is None or source_path(out, run.pair) in sources:
-                source = sources.get(source_path(out, run.pair)) if run.method.transfer is not None else None
-                jobs.submit(run, execute, run, source)
+            if run.method.transfer is None:
+                jobs.submit(run, execute, run, None)
+            elif source_of[run.pair.name] in sources:
+                jobs.submit(run, execute, run, sources[source_of[run.pair.name]])
         n_sources = n_runs = 0
         failure: Exception | None = None
         while jobs.pending:
