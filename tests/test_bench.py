@@ -127,3 +127,11 @@ def test_a_failed_run_stops_the_suite_and_keeps_finished_work(tmp_path):
     # The scratch run was running beside the failing one: it finished and was written.
     assert run_path(tmp_path, Run(suite.pairs[0], micro.methods[0], 0)).exists()
     assert not run_path(tmp_path, Run(suite.pairs[0], broken, 0)).exists()
+
+
+def test_a_task_that_cannot_be_made_fails_before_training(tmp_path):
+    micro = SUITES["micro"]
+    suite = replace(micro, pairs=(replace(micro.pairs[0], target_env="NoSuchTask-v0"),))
+    with pytest.raises(TransferConfigError, match=r"suite micro: task NoSuchTask-v0 cannot be made here"):
+        run_suite(suite, tmp_path, log=lambda _: None)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "sources").exists()
