@@ -170,6 +170,65 @@ class GradualUnfreeze(TransferCallback):
         param_group.refresh()
 
 
+class PolicyWarmStart(TransferCallback):
+    """
+    The pretrained policy fills the replay buffer before the first update: SB3's ``learning_starts``, but with the
+    pretrained policy acting (epsilon-greedy at the model's exploration rate) instead of random actions.
+
+    For the first ``steps`` timesteps of training every layer group's learning rate is held at 0 (factor
+    ``lr_hold`` of its optimizer param group, logged as ``transfer/lr/<group>``), then released. Without it,
+    rl-zoo3's settings for many tasks (``learning_starts=0``, a gradient step per environment step) start updating
+    a pretrained network on a handful of transitions, which can throw its jumpstart away. The hold counts timesteps
+    of training, across ``learn()`` calls; a policy without pretrained weights is left alone, so that the scratch
+    twin of a transfer configuration stays a plain scratch run. The hold is not saved: a model saved during one
+    learns at its full rates once loaded.
+
+    :param steps: Timesteps to hold learning for.
+    :param verbose: 1 prints the hold and its release.
+    """
+
+    def __init__(self, steps: int, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise TransferConfigError(f"PolicyWarmStart steps={steps!r}: give a number of timesteps >= 0.")
+        self.steps = steps
+        self.elapsed = 0  # timesteps of training so far, across learn() calls
+        self.released = False
+        self._last = 0
+
+    def _on_training_start(self) -> None:
+        self._last = self.model.num_timesteps
+        if not self.released and self.policy.pretrained_from is not None:
+            self._set_hold(0.0)
+            self._announce("holds learning (the pretrained policy acts) for", [f"{self.steps - self.elapsed} timesteps"])
+        else:
+            self.released = True
+
+    def _on_step(self) -> bool:
+        if not self.released:
+            now = self.model.num_timesteps
+            self.elapsed += max(now - self._last, 0)
+            self._last = now
+            # As with learning_starts, the first update follows the first timestep past the hold.
+            if self.elapsed > self.steps:
+                self.released = True
+                self._set_hold(1.0)
+                self._announce("released learning for", list(self.policy.layer_groups()))
+        return True
+
+    def _on_training_end(self) -> None:
+        # learn() may end inside the hold: the model must not be left unable to learn.
+        if not self.released:
+            self._set_hold(1.0)
+
+    def _set_hold(self, factor: float) -> None:
+        for group in self.policy.layer_groups():
+            param_group = self.policy.param_group(group)
+            param_group["lr_hold"] = factor
+            param_group.refresh()
+        self._record()
+
+
 class TransferEvalCallback(EvalCallback):
     """
     SB3's ``EvalCallback`` (same arguments and behaviour: ``evaluations.npz``, best-model saving, callbacks on new

@@ -29,7 +29,7 @@ _ARCH_KEYS = ("net_arch", "activation_fn", "features_extractor_class", "features
 
 class ScaledLRGroup(dict):
     """
-    An optimizer param group whose ``lr`` is stored times its ``lr_scale`` and ``lr_warmup`` factors.
+    An optimizer param group whose ``lr`` is stored times its ``lr_scale``, ``lr_warmup`` and ``lr_hold`` factors.
 
     SB3 sets every param group's ``lr`` to the schedule's value at each ``train()``; storing the product on assignment
     is what lets a per-group factor survive that, with any learning-rate schedule. ``lr_base`` keeps the value set.
@@ -38,11 +38,11 @@ class ScaledLRGroup(dict):
     def __setitem__(self, key: str, value: Any) -> None:
         if key == "lr":
             super().__setitem__("lr_base", value)
-            value = value * self.get("lr_scale", 1.0) * self.get("lr_warmup", 1.0)
+            value = value * self.get("lr_scale", 1.0) * self.get("lr_warmup", 1.0) * self.get("lr_hold", 1.0)
         super().__setitem__(key, value)
 
     def refresh(self) -> None:
-        """Re-apply the factors to the last base learning rate (after changing ``lr_scale`` or ``lr_warmup``)."""
+        """Re-apply the factors to the last base learning rate (after changing one of them)."""
         self["lr"] = self.get("lr_base", self["lr"])
 
 
@@ -243,7 +243,7 @@ class TransferPolicyMixin:
 
     def param_group(self, group: str) -> ScaledLRGroup:
         """
-        The optimizer param group of a layer group (its ``lr``, ``lr_scale``, ``lr_warmup``).
+        The optimizer param group of a layer group (its ``lr``, ``lr_scale``, ``lr_warmup``, ``lr_hold``).
 
         :param group: A layer group name.
         """
@@ -264,6 +264,11 @@ class TransferPolicyMixin:
         # torch's Optimizer.load_state_dict replaces the param groups by plain dicts (their keys survive): wrap them
         # again, and restore the frozen groups saved with them (callbacks may have changed them since construction).
         optimizer.param_groups[:] = [g if isinstance(g, ScaledLRGroup) else ScaledLRGroup(g) for g in optimizer.param_groups]
+        # A hold belongs to the PolicyWarmStart that set it: a model saved during one learns again once loaded.
+        for group in optimizer.param_groups:
+            if group.get("lr_hold", 1.0) != 1.0:
+                group["lr_hold"] = 1.0
+                group.refresh()
         frozen = [g["group"] for g in optimizer.param_groups if g.get("frozen")]
         if set(frozen) != self._frozen:
             self.unfreeze()

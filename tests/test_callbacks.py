@@ -1,18 +1,21 @@
+import numpy as np
 import pytest
+import torch as th
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
 from sb3_transfer import TransferConfigError, TransferDQNPolicy
-from sb3_transfer.callbacks import FreezeSchedule, GradualUnfreeze
+from sb3_transfer.callbacks import FreezeSchedule, GradualUnfreeze, PolicyWarmStart
 
 FAST = dict(learning_starts=0, train_freq=1, batch_size=8, buffer_size=500, device="cpu")
 
 
-def make(n_envs=1, **policy_kwargs):
+def make(n_envs=1, algo_kwargs=None, **policy_kwargs):
     if "net_arch" not in policy_kwargs:
         policy_kwargs["net_arch"] = [8, 8]
-    return DQN(TransferDQNPolicy, make_vec_env("CartPole-v1", n_envs=n_envs, seed=0), policy_kwargs=policy_kwargs, **FAST)
+    env = make_vec_env("CartPole-v1", n_envs=n_envs, seed=0)
+    return DQN(TransferDQNPolicy, env, policy_kwargs=policy_kwargs, **{**FAST, **(algo_kwargs or {})})
 
 
 class Recorder(GradualUnfreeze):
@@ -111,3 +114,73 @@ def test_warmup_never_goes_negative_when_timesteps_restart():
     model.learn(10, callback=callback)  # reset_num_timesteps=True: the count starts again at 0
     assert all(lr >= 0 for lr in model.policy.learning_rates().values())
     assert 0.0 <= model.policy.param_group("trunk.1")["lr_warmup"] < 1.0
+
+
+class HoldRecorder(PolicyWarmStart):
+    """Records the head's learning rate at every step."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.history = []
+
+    def _on_step(self):
+        result = super()._on_step()
+        self.history.append((self.model.num_timesteps, self.policy.learning_rates()["head"]))
+        return result
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.policy.q_net.state_dict().items()}
+
+
+def unchanged(before, model):
+    return all(th.equal(before[k], v) for k, v in model.policy.q_net.state_dict().items())
+
+
+@pytest.mark.parametrize("n_envs", [1, 4])
+def test_policy_warm_start_fills_the_buffer_with_the_pretrained_policy(n_envs, cartpole_zip):
+    greedy_only = dict(exploration_initial_eps=0.0, exploration_final_eps=0.0)
+    model = make(n_envs, greedy_only, pretrained=str(cartpole_zip), net_arch=None)
+    pretrained = weights(model)
+    callback = HoldRecorder(40)
+    model.learn(40, callback=callback)
+    assert unchanged(pretrained, model)  # trained every step, at lr 0
+    # Unlike SB3's learning_starts (random actions), the pretrained policy chose every action of the buffer.
+    n = model.replay_buffer.pos
+    obs = model.replay_buffer.observations[:n].reshape(-1, 4)
+    actions = model.replay_buffer.actions[:n].reshape(-1)
+    greedy, _ = model.policy.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(actions, greedy)
+    assert {lr for _, lr in callback.history} == {0.0}
+    model.learn(20, callback=callback, reset_num_timesteps=False)
+    assert next(t for t, lr in callback.history if lr > 0) == 40 + n_envs  # as with learning_starts=40
+    assert not unchanged(pretrained, model)
+
+
+def test_policy_warm_start_spans_learn_calls_and_is_not_saved(tmp_path, cartpole_zip):
+    model = make(pretrained=str(cartpole_zip), net_arch=None)
+    callback = HoldRecorder(50, verbose=1)
+    model.learn(30, callback=callback)
+    full = model.policy.learning_rates()["head"]
+    assert full > 0  # learn() ended inside the hold: the model is left able to learn
+    pretrained = weights(model)
+    model.learn(10, callback=callback, reset_num_timesteps=False)
+    assert unchanged(pretrained, model) and callback.elapsed == 40
+    model.save(tmp_path / "mid_hold.zip")
+    loaded = DQN.load(tmp_path / "mid_hold.zip", device="cpu")
+    assert all(g["lr_hold"] == 1.0 for g in loaded.policy.optimizer.param_groups)
+    model.learn(20, callback=callback, reset_num_timesteps=False)
+    assert next(t for t, lr in callback.history if lr > 0) == 51
+
+
+def test_policy_warm_start_leaves_a_scratch_run_alone():
+    model = make()
+    callback = HoldRecorder(30)
+    model.learn(20, callback=callback)
+    assert all(lr > 0 for _, lr in callback.history)
+
+
+@pytest.mark.parametrize("steps", [-1, 2.5, "5000", True])
+def test_policy_warm_start_rejects_bad_steps(steps):
+    with pytest.raises(TransferConfigError, match="PolicyWarmStart steps"):
+        PolicyWarmStart(steps)
