@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="timesteps (default: rl-zoo3's n_timesteps for the task, else 50000)")
     p.add_argument("--unfreeze-every", type=int, help="GradualUnfreeze: one more group every N timesteps")
     p.add_argument("--warmup", type=int, default=0, help="learning-rate warm-up of unfrozen groups (timesteps)")
+    p.add_argument(
+        "--warm-start",
+        type=int,
+        default=0,
+        help="PolicyWarmStart: the pretrained policy fills the replay buffer for N timesteps before any update",
+    )
     p.add_argument("--eval-freq", type=int, default=5000, help="timesteps between evaluations")
     p.add_argument("--n-eval-episodes", type=int, default=10)
     p.add_argument("--log-dir", default="logs", help="runs go to LOG_DIR/ALGO/ENV_N, as rl-zoo3 lays them out")
@@ -224,10 +230,17 @@ def _run_dir(log_dir: str, algo: str, env_id: str) -> Path:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    from sb3_transfer.callbacks import GradualUnfreeze, TransferEvalCallback
+    from sb3_transfer.callbacks import GradualUnfreeze, PolicyWarmStart, TransferEvalCallback
 
+    # Built first: a bad setting fails before anything is written.
+    schedules: list[BaseCallback] = []
+    if args.unfreeze_every:
+        schedules.append(GradualUnfreeze(every=args.unfreeze_every, warmup=args.warmup, verbose=1))
+    if args.warm_start:
+        schedules.append(PolicyWarmStart(args.warm_start, verbose=1))
     model, origin = _build(args)
     algo = "qrdqn" if type(model).__name__ == "QRDQN" else "dqn"
     _, n_timesteps, _ = zoo_hyperparams(algo, args.env)
@@ -245,9 +258,7 @@ def _train(args: argparse.Namespace) -> int:
         log_path=str(run_dir),
         verbose=0,
     )
-    callbacks = [evaluation] + (
-        [GradualUnfreeze(every=args.unfreeze_every, warmup=args.warmup, verbose=1)] if args.unfreeze_every else []
-    )
+    callbacks = [evaluation, *schedules]
     print(f"Training on {args.env} for {steps} timesteps with {origin}; logs in {run_dir}")
     model.learn(steps, callback=callbacks, progress_bar=_progress_bar(args))
     model.save(run_dir / args.env)

@@ -52,7 +52,21 @@ def test_train_writes_rl_zoo_layout_and_metrics(source, tmp_path, capsys):
     assert main(["train", "scratch", "CartPoleLongPole-v1", *common]) == 0
     scratch = logs / "dqn" / "CartPoleLongPole-v1_1"
     assert (
-        main(["train", str(source), "CartPoleLongPole-v1", "--baseline", str(scratch), "--unfreeze-every", "50", *common]) == 0
+        main(
+            [
+                "train",
+                str(source),
+                "CartPoleLongPole-v1",
+                "--baseline",
+                str(scratch),
+                "--unfreeze-every",
+                "50",
+                "--warm-start",
+                "60",
+                *common,
+            ]
+        )
+        == 0
     )
     run = logs / "dqn" / "CartPoleLongPole-v1_2"
     for name in ("CartPoleLongPole-v1.zip", "evaluations.npz", "metrics.json", "transfer_report.json"):
@@ -61,7 +75,10 @@ def test_train_writes_rl_zoo_layout_and_metrics(source, tmp_path, capsys):
         assert list(data["timesteps"]) == [0, 100, 200]
     metrics = json.loads((run / "metrics.json").read_text())
     assert "jumpstart" in metrics["comparison"]
-    assert "jumpstart" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "jumpstart" in printed
+    assert "holds learning (the pretrained policy acts) for 60 timesteps at timestep 0" in printed
+    assert "released learning for trunk.0, trunk.1, head at timestep 61" in printed
 
 
 @pytest.mark.parametrize(
@@ -73,6 +90,7 @@ def test_train_writes_rl_zoo_layout_and_metrics(source, tmp_path, capsys):
         (["adapt", "{src}", "NoSuchEnv-v0", "-o", "{tmp}/x.zip"], "NoSuchEnv"),
         (["adapt", "{src}", "Pendulum-v1", "-o", "{tmp}/x.zip"], "Discrete"),
         (["train", "{src}", "CartPole-v1", "--freeze", "trunk.9", "--log-dir", "{tmp}"], "matches no layer group"),
+        (["train", "{src}", "CartPole-v1", "--warm-start", "-5", "--log-dir", "{tmp}"], "PolicyWarmStart steps=-5"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(source, tmp_path, capsys, args, message):
