@@ -135,3 +135,20 @@ def test_a_task_that_cannot_be_made_fails_before_training(tmp_path):
     with pytest.raises(TransferConfigError, match=r"suite micro: task NoSuchTask-v0 cannot be made here"):
         run_suite(suite, tmp_path, log=lambda _: None)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "sources").exists()
+
+
+def test_a_method_warm_start_holds_learning_as_a_zero_learning_rate_would(tmp_path):
+    micro = SUITES["micro"]
+    pair = micro.pairs[0]  # 600 target steps
+    early = dict(learning_starts=0)  # rl-zoo3's 1000 is longer than the run
+    held = Method("held", "all", hyperparams=early, warm_start=1_000)  # the pretrained weights never move
+    zero = Method("zero", "all", hyperparams=early, lr_scale={"*": 0.0})
+    learns = Method("learns", "all", hyperparams=early)
+    suite = replace(micro, name="hold", pairs=(pair,), methods=(micro.methods[0], held, zero, learns), seeds=(0,))
+    run_suite(suite, tmp_path, workers=2, log=lambda _: None)
+    curves = {}
+    for method in suite.methods[1:]:
+        with np.load(run_path(tmp_path, Run(pair, method, 0))) as data:
+            curves[method.name] = data["results"].mean(axis=1)
+    np.testing.assert_array_equal(curves["held"], curves["zero"])
+    assert not np.array_equal(curves["held"], curves["learns"])

@@ -86,10 +86,11 @@ def execute(run: Run, source: bytes | None) -> bytes:
     :return: The run's ``evaluations.npz``.
     """
     import torch as th
+    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     from sb3_transfer.adapt import ALGOS, load_and_adapt
-    from sb3_transfer.callbacks import GradualUnfreeze, TransferEvalCallback
+    from sb3_transfer.callbacks import GradualUnfreeze, PolicyWarmStart, TransferEvalCallback
     from sb3_transfer.policies import TransferDQNPolicy, TransferQRDQNPolicy
 
     th.set_num_threads(1)
@@ -131,9 +132,11 @@ def execute(run: Run, source: bytes | None) -> bytes:
             verbose=0,
             warn=False,
         )
-        callbacks = [evaluation]
+        callbacks: list[BaseCallback] = [evaluation]
         if method.transfer is not None and method.unfreeze_fraction:
             callbacks.append(GradualUnfreeze(every=max(1, int(pair.target_steps * method.unfreeze_fraction))))
+        if method.transfer is not None and method.warm_start:
+            callbacks.append(PolicyWarmStart(method.warm_start))
         model.learn(pair.target_steps, callback=callbacks)
         return (Path(tmp) / "evaluations.npz").read_bytes()
 

@@ -58,6 +58,8 @@ class Method:
     :param lr_scale: Per-group learning-rate factors.
     :param unfreeze_fraction: With frozen groups, ``GradualUnfreeze(every=...)`` at this fraction of the budget.
     :param hyperparams: Overrides of the pair's hyperparameters for this method.
+    :param warm_start: Timesteps the pretrained policy fills the replay buffer before any update
+        (:class:`~sb3_transfer.callbacks.PolicyWarmStart`; 0: none).
     :param description: What it is, for reports.
     """
 
@@ -67,13 +69,19 @@ class Method:
     lr_scale: dict[str, float] = field(default_factory=dict)
     unfreeze_fraction: float | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
+    warm_start: int = 0
     description: str = ""
 
 
 METHODS = {
     "scratch": Method("scratch", None, description="learning from scratch"),
+    # The warm start: benchmarks/results/README.md, "warm start".
     "finetune": Method(
-        "finetune", "all", description="every pretrained layer fine-tuned (at lr x0.1: load_and_adapt's default)"
+        "finetune",
+        "all",
+        warm_start=5_000,
+        description="every pretrained layer fine-tuned (at lr x0.1: load_and_adapt's default), after a 5k-step "
+        "PolicyWarmStart",
     ),
     "frozen": Method(
         "frozen", "all", freeze=("features_extractor", "trunk.*"), description="pretrained trunk frozen, head trains (lr x0.1)"
@@ -182,7 +190,8 @@ SUITES = {
     "quick": Suite(
         "quick",
         (replace(PAIRS["cartpole-longpole"], source_steps=30_000, target_steps=15_000, eval_freq=1_500, n_eval_episodes=5),),
-        ALL_METHODS,
+        # Half the budget, half the warm start.
+        tuple(replace(m, warm_start=m.warm_start // 2) for m in ALL_METHODS),
         (0, 1, 2),
     ),
     "standard": Suite("standard", tuple(PAIRS.values()), ALL_METHODS, (0, 1, 2, 3, 4)),
@@ -193,7 +202,7 @@ SUITES = {
             _shrunk(PAIRS["cartpole-longpole"], 0.02, 200, 2),
             _shrunk(PAIRS["cartpole-acrobot"], 0.015, 200, 1),
         ),
-        (METHODS["scratch"], METHODS["finetune"], METHODS["gradual"]),
+        tuple(replace(METHODS[m], warm_start=METHODS[m].warm_start // 50) for m in ("scratch", "finetune", "gradual")),
         (0, 1),
     ),
 }
