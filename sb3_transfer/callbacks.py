@@ -8,6 +8,7 @@ verbose, print it.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -102,15 +103,18 @@ class GradualUnfreeze(TransferCallback):
     does nothing, so that the scratch twin of a transfer configuration stays a plain scratch run. With
     ``order="top_down"`` the group nearest the head goes first, with ``"bottom_up"`` the one nearest the input. With
     ``warmup``, a newly unfrozen group's learning rate rises linearly from 0 to its full value over that many
-    timesteps, so that large first updates do not wreck it.
+    timesteps, so that large first updates do not wreck it. With ``delay``, the schedule starts that many timesteps
+    after the start of training (give a :class:`PolicyWarmStart`'s ``steps``, so that no group is unfrozen while
+    learning is held).
 
-    :param every: Timesteps between two unfreezings, counted from the start of training.
+    :param every: Timesteps between two unfreezings, counted from the start of training (plus ``delay``).
     :param order: ``"top_down"`` or ``"bottom_up"``.
     :param warmup: Timesteps of learning-rate warm-up for each newly unfrozen group (0: none).
+    :param delay: Timesteps from the start of training to the start of the schedule.
     :param verbose: 1 prints each change.
     """
 
-    def __init__(self, every: int, order: str = "top_down", warmup: int = 0, verbose: int = 0) -> None:
+    def __init__(self, every: int, order: str = "top_down", warmup: int = 0, delay: int = 0, verbose: int = 0) -> None:
         super().__init__(verbose)
         if not isinstance(every, int) or every <= 0:
             raise TransferConfigError(f"GradualUnfreeze every={every!r}: give a number of timesteps > 0.")
@@ -118,21 +122,27 @@ class GradualUnfreeze(TransferCallback):
             raise TransferConfigError(f"GradualUnfreeze order={order!r}: choose 'top_down' or 'bottom_up'.")
         if not isinstance(warmup, int) or warmup < 0:
             raise TransferConfigError(f"GradualUnfreeze warmup={warmup!r}: give a number of timesteps >= 0.")
-        self.every, self.order, self.warmup = every, order, warmup
+        if not isinstance(delay, int) or delay < 0:
+            raise TransferConfigError(f"GradualUnfreeze delay={delay!r}: give a number of timesteps >= 0.")
+        self.every, self.order, self.warmup, self.delay = every, order, warmup, delay
         self.queue: list[str] = []
         self._start: int | None = None
+        self._last = 0
         self._unfrozen = 0
         self._warming: dict[str, int] = {}
 
     def _on_training_start(self) -> None:
         now = self.model.num_timesteps
-        if self._start is not None and now >= self._start:  # a further learn() call goes on with the same schedule
+        if self._start is not None:
+            # A further learn() call goes on with the same schedule; after learn(reset_num_timesteps=True) the
+            # timesteps count from 0 again, so the schedule shifts with them.
+            shift = min(now - self._last, 0)
+            self._start += shift
+            self._warming = {group: since + shift for group, since in self._warming.items()}
+            self._last = now
             return
-        if self._start is not None:  # learn(reset_num_timesteps=True) counts from 0 again: so does the schedule
-            self._start = now - self._unfrozen * self.every
-            self._warming = {group: now for group in self._warming}
-            return
-        self._start = now
+        self._last = now
+        self._start = now + self.delay
         if self.policy.pretrained_from is None and not self.policy.frozen_groups():
             # Nothing pretrained: the scratch twin of a transfer config stays a plain scratch run.
             if self.verbose >= 1:
@@ -149,7 +159,7 @@ class GradualUnfreeze(TransferCallback):
 
     def _on_step(self) -> bool:
         assert self._start is not None
-        now = self.model.num_timesteps
+        now = self._last = self.model.num_timesteps
         while self.queue and now >= self._start + (self._unfrozen + 1) * self.every:
             group = self.queue.pop(0)
             self._unfrozen += 1
@@ -175,13 +185,20 @@ class PolicyWarmStart(TransferCallback):
     The pretrained policy fills the replay buffer before the first update: SB3's ``learning_starts``, but with the
     pretrained policy acting (epsilon-greedy at the model's exploration rate) instead of random actions.
 
-    For the first ``steps`` timesteps of training every layer group's learning rate is held at 0 (factor
-    ``lr_hold`` of its optimizer param group, logged as ``transfer/lr/<group>``), then released. Without it,
-    rl-zoo3's settings for many tasks (``learning_starts=0``, a gradient step per environment step) start updating
-    a pretrained network on a handful of transitions, which can throw its jumpstart away. The hold counts timesteps
-    of training, across ``learn()`` calls; a policy without pretrained weights is left alone, so that the scratch
-    twin of a transfer configuration stays a plain scratch run. The hold is not saved: a model saved during one
-    learns at its full rates once loaded.
+    Every training phase that follows a rollout ending within the first ``steps`` timesteps of training runs with every
+    layer group's learning rate at 0 (factor ``lr_hold`` of its optimizer param group, logged as
+    ``transfer/lr/<group>``); so, as with ``learning_starts=steps``, the first update follows timestep ``steps + 1``.
+    Without it, rl-zoo3's settings for many tasks (``learning_starts=0``, a gradient step per environment step) start
+    updating a pretrained network on a handful of transitions, which can throw its jumpstart away.
+
+    - The gradient steps of the hold still run (at lr 0): the optimizer's moment estimates fill up on the buffer.
+    - The hold is in force only from the end of a rollout to the start of the next, and not saved: a model saved by
+      another callback, or loaded, learns at its full rates.
+    - It counts timesteps of training across ``learn()`` calls of the same model; a new model starts a new hold.
+    - :class:`GradualUnfreeze` and its warm-ups wait for the release.
+    - A policy without pretrained weights is left alone, so the scratch twin of a config stays a plain scratch run.
+    - The exploration rate is the model's: with SB3's schedule from 1.0 the buffer fills mostly with random actions
+      (``load_and_adapt`` starts epsilon at its final value when the head is carried over).
 
     :param steps: Timesteps to hold learning for.
     :param verbose: 1 prints the hold and its release.
@@ -189,44 +206,61 @@ class PolicyWarmStart(TransferCallback):
 
     def __init__(self, steps: int, verbose: int = 0) -> None:
         super().__init__(verbose)
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-            raise TransferConfigError(f"PolicyWarmStart steps={steps!r}: give a number of timesteps >= 0.")
-        self.steps = steps
-        self.elapsed = 0  # timesteps of training so far, across learn() calls
+        if isinstance(steps, float) and steps.is_integer():  # rl-zoo3's YAML writes !!float 5e3
+            steps = int(steps)
+        if not isinstance(steps, numbers.Integral) or isinstance(steps, bool) or steps < 0:
+            raise TransferConfigError(f"PolicyWarmStart steps={steps!r}: give a whole number of timesteps >= 0.")
+        self.steps = int(steps)
+        self.elapsed = 0  # timesteps of training of this model so far, across learn() calls
         self.released = False
         self._last = 0
+        self._for: Any = None  # the model the count belongs to
 
     def _on_training_start(self) -> None:
+        if self._for is not self.model:
+            self._for, self.elapsed, self.released = self.model, 0, False
         self._last = self.model.num_timesteps
-        if not self.released and self.policy.pretrained_from is not None:
-            self._set_hold(0.0)
-            self._announce("holds learning (the pretrained policy acts) for", [f"{self.steps - self.elapsed} timesteps"])
-        else:
+        if self.released:
+            return
+        if self.policy.pretrained_from is None:
             self.released = True
+            if self.verbose >= 1:
+                print(f"{type(self).__name__}: the policy has no pretrained weights; nothing to do.")
+            return
+        self._announce("holds learning (the pretrained policy acts) for", [f"{self.steps - self.elapsed} timesteps"])
+
+    def _on_rollout_start(self) -> None:
+        self._set_hold(1.0)
 
     def _on_step(self) -> bool:
         if not self.released:
             now = self.model.num_timesteps
             self.elapsed += max(now - self._last, 0)
             self._last = now
-            # As with learning_starts, the first update follows the first timestep past the hold.
             if self.elapsed > self.steps:
                 self.released = True
-                self._set_hold(1.0)
-                self._announce("released learning for", list(self.policy.layer_groups()))
+                frozen = set(self.policy.frozen_groups())
+                self._announce("released learning for", [g for g in self.policy.layer_groups() if g not in frozen])
         return True
 
+    def _on_rollout_end(self) -> None:
+        self._set_hold(1.0 if self.released else 0.0)
+        super()._on_rollout_end()
+
     def _on_training_end(self) -> None:
-        # learn() may end inside the hold: the model must not be left unable to learn.
-        if not self.released:
-            self._set_hold(1.0)
+        self._set_hold(1.0)
+
+    @property
+    def holding(self) -> bool:
+        """Whether learning is still held."""
+        return not self.released
 
     def _set_hold(self, factor: float) -> None:
         for group in self.policy.layer_groups():
             param_group = self.policy.param_group(group)
-            param_group["lr_hold"] = factor
-            param_group.refresh()
-        self._record()
+            if param_group.get("lr_hold", 1.0) != factor:
+                param_group["lr_hold"] = factor
+                param_group.refresh()
 
 
 class TransferEvalCallback(EvalCallback):

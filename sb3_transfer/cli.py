@@ -238,7 +238,8 @@ def _train(args: argparse.Namespace) -> int:
     # Built first: a bad setting fails before anything is written.
     schedules: list[BaseCallback] = []
     if args.unfreeze_every:
-        schedules.append(GradualUnfreeze(every=args.unfreeze_every, warmup=args.warmup, verbose=1))
+        # The unfreezing schedule starts when the warm start releases learning.
+        schedules.append(GradualUnfreeze(every=args.unfreeze_every, warmup=args.warmup, delay=args.warm_start, verbose=1))
     if args.warm_start:
         schedules.append(PolicyWarmStart(args.warm_start, verbose=1))
     model, origin = _build(args)

@@ -117,16 +117,15 @@ def test_warmup_never_goes_negative_when_timesteps_restart():
 
 
 class HoldRecorder(PolicyWarmStart):
-    """Records the head's learning rate at every step."""
+    """Records the head's learning rate for each training phase (set at the end of each rollout)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.history = []
 
-    def _on_step(self):
-        result = super()._on_step()
+    def _on_rollout_end(self):
+        super()._on_rollout_end()
         self.history.append((self.model.num_timesteps, self.policy.learning_rates()["head"]))
-        return result
 
 
 def weights(model):
@@ -135,6 +134,10 @@ def weights(model):
 
 def unchanged(before, model):
     return all(th.equal(before[k], v) for k, v in model.policy.q_net.state_dict().items())
+
+
+def first_update(history):
+    return next(t for t, lr in history if lr > 0)
 
 
 @pytest.mark.parametrize("n_envs", [1, 4])
@@ -152,8 +155,9 @@ def test_policy_warm_start_fills_the_buffer_with_the_pretrained_policy(n_envs, c
     greedy, _ = model.policy.predict(obs, deterministic=True)
     np.testing.assert_array_equal(actions, greedy)
     assert {lr for _, lr in callback.history} == {0.0}
+    assert model.policy.learning_rates()["head"] > 0  # learn() ended: the model is left able to learn
     model.learn(20, callback=callback, reset_num_timesteps=False)
-    assert next(t for t, lr in callback.history if lr > 0) == 40 + n_envs  # as with learning_starts=40
+    assert first_update(callback.history) == 40 + n_envs  # as with learning_starts=40
     assert not unchanged(pretrained, model)
 
 
@@ -161,26 +165,48 @@ def test_policy_warm_start_spans_learn_calls_and_is_not_saved(tmp_path, cartpole
     model = make(pretrained=str(cartpole_zip), net_arch=None)
     callback = HoldRecorder(50, verbose=1)
     model.learn(30, callback=callback)
-    full = model.policy.learning_rates()["head"]
-    assert full > 0  # learn() ended inside the hold: the model is left able to learn
     pretrained = weights(model)
     model.learn(10, callback=callback, reset_num_timesteps=False)
-    assert unchanged(pretrained, model) and callback.elapsed == 40
+    assert unchanged(pretrained, model) and callback.elapsed == 40 and callback.holding
+    # Saved by a callback during a rollout (as CheckpointCallback does): the hold is not in force then.
     model.save(tmp_path / "mid_hold.zip")
     loaded = DQN.load(tmp_path / "mid_hold.zip", device="cpu")
-    assert all(g["lr_hold"] == 1.0 for g in loaded.policy.optimizer.param_groups)
+    assert all(g.get("lr_hold", 1.0) == 1.0 for g in loaded.policy.optimizer.param_groups)
     model.learn(20, callback=callback, reset_num_timesteps=False)
-    assert next(t for t, lr in callback.history if lr > 0) == 51
+    assert first_update(callback.history) == 51
 
 
-def test_policy_warm_start_leaves_a_scratch_run_alone():
-    model = make()
+def test_policy_warm_start_counts_again_for_a_new_model(cartpole_zip):
     callback = HoldRecorder(30)
+    for _ in range(2):
+        model = make(pretrained=str(cartpole_zip), net_arch=None)
+        pretrained = weights(model)
+        model.learn(25, callback=callback)
+        assert unchanged(pretrained, model) and callback.elapsed == 25
+
+
+def test_policy_warm_start_leaves_a_scratch_run_alone(capsys):
+    model = make()
+    callback = HoldRecorder(30, verbose=1)
     model.learn(20, callback=callback)
     assert all(lr > 0 for _, lr in callback.history)
+    assert "no pretrained weights; nothing to do" in capsys.readouterr().out
+
+
+def test_gradual_unfreeze_waits_for_the_warm_start(cartpole_zip):
+    model = make(pretrained=str(cartpole_zip), net_arch=None)
+    unfreezing = Recorder(every=10, delay=30)
+    model.learn(60, callback=[PolicyWarmStart(30), unfreezing])
+    assert first_time(unfreezing.history, ("trunk.0",)) == 40  # the first unfreezing comes `every` after the hold
+    with pytest.raises(TransferConfigError, match="delay"):
+        GradualUnfreeze(every=10, delay=-1)
 
 
 @pytest.mark.parametrize("steps", [-1, 2.5, "5000", True])
 def test_policy_warm_start_rejects_bad_steps(steps):
     with pytest.raises(TransferConfigError, match="PolicyWarmStart steps"):
         PolicyWarmStart(steps)
+
+
+def test_policy_warm_start_takes_whole_floats_and_numpy_integers():
+    assert PolicyWarmStart(5e3).steps == 5000 and PolicyWarmStart(np.int64(7)).steps == 7
