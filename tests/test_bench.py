@@ -152,3 +152,30 @@ def test_a_method_warm_start_holds_learning_as_a_zero_learning_rate_would(tmp_pa
             curves[method.name] = data["results"].mean(axis=1)
     np.testing.assert_array_equal(curves["held"], curves["zero"])
     assert not np.array_equal(curves["held"], curves["learns"])
+
+
+@pytest.mark.parametrize(
+    "method, message",
+    [
+        (Method("bad-hold", "all", warm_start=-5), "method bad-hold: PolicyWarmStart steps=-5"),
+        (Method("bad-unfreeze", "all", unfreeze_fraction=1.5), "method bad-unfreeze: unfreeze_fraction=1.5"),
+    ],
+)
+def test_bad_method_settings_fail_before_training(tmp_path, method, message):
+    micro = SUITES["micro"]
+    suite = replace(micro, methods=(micro.methods[0], method))
+    with pytest.raises(TransferConfigError, match=f"suite micro, {message}"):
+        run_suite(suite, tmp_path, log=lambda _: None)
+    assert not (tmp_path / "sources").exists()
+
+
+def test_a_finished_run_made_with_other_settings_is_not_reused(tmp_path):
+    suite = _tiny_suite()
+    run_suite(suite, tmp_path, workers=1, log=lambda _: None)
+    run = Run(suite.pairs[0], suite.methods[1], 0)
+    assert json.loads(run_path(tmp_path, run).with_name("config.json").read_text())["method"]["transfer"] == "all"
+    changed = replace(suite.methods[1], warm_start=suite.methods[1].warm_start + 7)  # same name, other settings
+    with pytest.raises(TransferConfigError, match=r"finetune/seed0 \(method.warm_start\).*Move them away"):
+        run_suite(replace(suite, methods=(suite.methods[0], changed)), tmp_path, workers=1, log=lambda _: None)
+    # The description is not a setting: the finished runs are reused.
+    run_suite(replace(suite, methods=(suite.methods[0], replace(suite.methods[1], description="new words"))), tmp_path)

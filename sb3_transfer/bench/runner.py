@@ -3,7 +3,9 @@
 Workers get what they need as bytes and return their results as bytes: a source agent's ``.zip``, a run's
 ``evaluations.npz`` (SB3's format, with the evaluation at timestep 0). Only this process writes files, each by an
 atomic rename to ``<out>/sources/...`` or ``<out>/runs/<pair>/<method>/seed<k>/evaluations.npz``, so a Ray cluster needs
-no shared file system and an interrupted suite resumes by skipping the runs whose file exists.
+no shared file system and an interrupted suite resumes by skipping the runs whose file exists. Each run's settings are
+written beside it (``config.json``): a finished run made with other settings than the suite's fails the suite instead
+of being reused.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,32 @@ def source_path(out: Path, pair: Pair) -> Path:
 
 def run_path(out: Path, run: Run) -> Path:
     return out / "runs" / run.key / "evaluations.npz"
+
+
+def run_config(run: Run) -> dict[str, Any]:
+    """What a run's result depends on: its pair's and method's settings (not their names) and its seed."""
+    pair = {k: v for k, v in asdict(run.pair).items() if k != "name"}
+    method = {k: v for k, v in asdict(run.method).items() if k not in ("name", "description")}
+    # Round-tripped through JSON (classes by their repr), as it is compared with the saved one.
+    return json.loads(json.dumps({"pair": pair, "method": method, "seed": run.seed}, sort_keys=True, default=repr))
+
+
+def _check_finished(out: Path, runs: list[Run]) -> None:
+    # A finished run made with other settings (a method changed since, under the same name) must not be reused.
+    stale = []
+    for run in runs:
+        saved = run_path(out, run).with_name("config.json")
+        if saved.exists() and json.loads(saved.read_text()) != run_config(run):
+            old, new = json.loads(saved.read_text()), run_config(run)
+            changed = sorted(
+                f"{part}.{k}" for part in ("pair", "method") for k in new[part] if old[part].get(k) != new[part][k]
+            )
+            stale.append(f"{run.key} ({', '.join(changed) or 'seed'})")
+    if stale:
+        raise TransferConfigError(
+            f"{len(stale)} finished run(s) in {out} were made with other settings: {'; '.join(stale[:3])}"
+            f"{' ...' if len(stale) > 3 else ''}. Move them away, or choose another output folder."
+        )
 
 
 def pair_hyperparams(pair: Pair, env_id: str) -> dict:
@@ -134,7 +162,8 @@ def execute(run: Run, source: bytes | None) -> bytes:
         )
         callbacks: list[BaseCallback] = [evaluation]
         if method.transfer is not None and method.unfreeze_fraction:
-            callbacks.append(GradualUnfreeze(every=max(1, int(pair.target_steps * method.unfreeze_fraction))))
+            every = max(1, int(pair.target_steps * method.unfreeze_fraction))
+            callbacks.append(GradualUnfreeze(every=every, delay=method.warm_start))
         if method.transfer is not None and method.warm_start:
             callbacks.append(PolicyWarmStart(method.warm_start))
         model.learn(pair.target_steps, callback=callbacks)
@@ -244,6 +273,21 @@ def check_envs(suite: Suite) -> None:
             raise TransferConfigError(f"suite {suite.name}: task {env_id} cannot be made here{hint}: {error}") from None
 
 
+def check_methods(suite: Suite) -> None:
+    """Fail before any training when a method's settings are invalid."""
+    from sb3_transfer.callbacks import GradualUnfreeze, PolicyWarmStart
+
+    for method in suite.methods:
+        try:
+            PolicyWarmStart(method.warm_start)
+            if method.unfreeze_fraction is not None:
+                GradualUnfreeze(every=1, delay=method.warm_start)
+                if not 0 < method.unfreeze_fraction <= 1:
+                    raise TransferConfigError(f"unfreeze_fraction={method.unfreeze_fraction!r}: give a fraction in (0, 1].")
+        except TransferConfigError as error:
+            raise TransferConfigError(f"suite {suite.name}, method {method.name}: {error}") from None
+
+
 def run_suite(
     suite: Suite,
     out: Path,
@@ -264,8 +308,10 @@ def run_suite(
         results come back to this process, so no shared file system is needed.
     :return: All runs of the suite.
     """
+    check_methods(suite)
     check_envs(suite)
     runs = [Run(p, m, s) for p in suite.pairs for m in suite.methods for s in suite.seeds]
+    _check_finished(out, [r for r in runs if run_path(out, r).exists()])
     todo = [r for r in runs if not run_path(out, r).exists()]
     source_of = {pair.name: source_path(out, pair) for pair in suite.pairs}  # once per pair: it reads rl-zoo3's file
     waiting: dict[Path, list[Run]] = {}  # transfer runs by the source they need
@@ -305,6 +351,7 @@ def run_suite(
                     for run in waiting[key]:
                         jobs.submit(run, execute, run, data)
             else:
+                _write(run_path(out, key).with_name("config.json"), json.dumps(run_config(key), indent=1).encode())
                 _write(run_path(out, key), data)
                 n_runs += 1
                 log(f"  [{n_runs}/{len(todo)}] {key.key} ({time.time() - started:.0f}s)")
