@@ -186,14 +186,15 @@ class PolicyWarmStart(TransferCallback):
     pretrained policy acting (epsilon-greedy at the model's exploration rate) instead of random actions.
 
     Every training phase that follows a rollout ending within the first ``steps`` timesteps of training runs with every
-    layer group's learning rate at 0 (factor ``lr_hold`` of its optimizer param group, logged as
-    ``transfer/lr/<group>``); so, as with ``learning_starts=steps``, the first update follows timestep ``steps + 1``.
+    layer group's learning rate at 0 (factor ``lr_hold`` of its optimizer param group, which lasts one training phase;
+    ``transfer/lr/<group>`` logs the rates used); so, as with ``learning_starts=steps``, the first update follows
+    timestep ``steps + 1``.
     Without it, rl-zoo3's settings for many tasks (``learning_starts=0``, a gradient step per environment step) start
     updating a pretrained network on a handful of transitions, which can throw its jumpstart away.
 
     - The gradient steps of the hold still run (at lr 0): the optimizer's moment estimates fill up on the buffer.
-    - The hold is in force only from the end of a rollout to the start of the next, and not saved: a model saved by
-      another callback, or loaded, learns at its full rates.
+    - The hold is set at the end of each rollout for the training phase that follows, and used up by it: a model saved
+      by another callback, loaded, or left by an interrupted ``learn()`` learns at its full rates.
     - It counts timesteps of training across ``learn()`` calls of the same model; a new model starts a new hold.
     - :class:`GradualUnfreeze` and its warm-ups wait for the release.
     - A policy without pretrained weights is left alone, so the scratch twin of a config stays a plain scratch run.
@@ -204,21 +205,22 @@ class PolicyWarmStart(TransferCallback):
     :param verbose: 1 prints the hold and its release.
     """
 
-    def __init__(self, steps: int, verbose: int = 0) -> None:
+    def __init__(self, steps: float, verbose: int = 0) -> None:
         super().__init__(verbose)
         if isinstance(steps, float) and steps.is_integer():  # rl-zoo3's YAML writes !!float 5e3
             steps = int(steps)
         if not isinstance(steps, numbers.Integral) or isinstance(steps, bool) or steps < 0:
             raise TransferConfigError(f"PolicyWarmStart steps={steps!r}: give a whole number of timesteps >= 0.")
-        self.steps = int(steps)
-        self.elapsed = 0  # timesteps of training of this model so far, across learn() calls
-        self.released = False
-        self._last = 0
+        self.steps: int = int(steps)
+        self.elapsed: int = 0  # timesteps of training of this model so far, across learn() calls
+        self.released: bool = False
+        self._last: int = 0
         self._for: Any = None  # the model the count belongs to
 
     def _on_training_start(self) -> None:
         if self._for is not self.model:
-            self._for, self.elapsed, self.released = self.model, 0, False
+            self._for = self.model
+            self.elapsed, self.released = 0, False
         self._last = self.model.num_timesteps
         if self.released:
             return
@@ -228,9 +230,6 @@ class PolicyWarmStart(TransferCallback):
                 print(f"{type(self).__name__}: the policy has no pretrained weights; nothing to do.")
             return
         self._announce("holds learning (the pretrained policy acts) for", [f"{self.steps - self.elapsed} timesteps"])
-
-    def _on_rollout_start(self) -> None:
-        self._set_hold(1.0)
 
     def _on_step(self) -> bool:
         if not self.released:
@@ -256,11 +255,9 @@ class PolicyWarmStart(TransferCallback):
         return not self.released
 
     def _set_hold(self, factor: float) -> None:
+        # Applied by the learning-rate update at the start of the next train(), which uses it up.
         for group in self.policy.layer_groups():
-            param_group = self.policy.param_group(group)
-            if param_group.get("lr_hold", 1.0) != factor:
-                param_group["lr_hold"] = factor
-                param_group.refresh()
+            self.policy.param_group(group)["lr_hold"] = factor
 
 
 class TransferEvalCallback(EvalCallback):

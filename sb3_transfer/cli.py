@@ -208,7 +208,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, str]:
         policy_kwargs={"freeze": args.freeze or None},
         **hyperparams,
     )
-    print(model.transfer_report)
+    print(getattr(model, "transfer_report", ""))  # set by load_and_adapt; SB3's classes do not declare it
     return model, origin
 
 

@@ -33,12 +33,17 @@ class ScaledLRGroup(dict):
 
     SB3 sets every param group's ``lr`` to the schedule's value at each ``train()``; storing the product on assignment
     is what lets a per-group factor survive that, with any learning-rate schedule. ``lr_base`` keeps the value set.
+    ``lr_hold`` lasts for one assignment: set before a ``train()``, it applies to that training phase only, so a hold
+    can never outlive the callback that set it (see :class:`~sb3_transfer.callbacks.PolicyWarmStart`).
     """
 
     def __setitem__(self, key: str, value: Any) -> None:
         if key == "lr":
             super().__setitem__("lr_base", value)
-            value = value * self.get("lr_scale", 1.0) * self.get("lr_warmup", 1.0) * self.get("lr_hold", 1.0)
+            hold = self.get("lr_hold", 1.0)
+            value = value * self.get("lr_scale", 1.0) * self.get("lr_warmup", 1.0) * hold
+            if hold != 1.0:
+                super().__setitem__("lr_hold", 1.0)
         super().__setitem__(key, value)
 
     def refresh(self) -> None:
@@ -263,9 +268,10 @@ class TransferPolicyMixin:
     def _after_optimizer_load(self, optimizer: th.optim.Optimizer) -> None:
         # torch's Optimizer.load_state_dict replaces the param groups by plain dicts (their keys survive): wrap them
         # again, and restore the frozen groups saved with them (callbacks may have changed them since construction).
-        optimizer.param_groups[:] = [g if isinstance(g, ScaledLRGroup) else ScaledLRGroup(g) for g in optimizer.param_groups]
+        groups = [g if isinstance(g, ScaledLRGroup) else ScaledLRGroup(g) for g in optimizer.param_groups]
+        optimizer.param_groups[:] = groups
         # A hold belongs to the PolicyWarmStart that set it: a model saved during one learns again once loaded.
-        for group in optimizer.param_groups:
+        for group in groups:
             if group.get("lr_hold", 1.0) != 1.0:
                 group["lr_hold"] = 1.0
                 group.refresh()

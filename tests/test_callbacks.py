@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import DQN
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
@@ -117,15 +118,24 @@ def test_warmup_never_goes_negative_when_timesteps_restart():
 
 
 class HoldRecorder(PolicyWarmStart):
-    """Records the head's learning rate for each training phase (set at the end of each rollout)."""
+    """Records the head's learning rate in each training phase, by the timestep of the rollout before it."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.history = []
+        self.rates = {}
 
-    def _on_rollout_end(self):
-        super()._on_rollout_end()
-        self.history.append((self.model.num_timesteps, self.policy.learning_rates()["head"]))
+    @property
+    def history(self):
+        return sorted(self.rates.items())
+
+    def _on_rollout_start(self):
+        # The rate the last train() used (none yet before the first rollout).
+        if self.model.num_timesteps > 0:
+            self.rates[self.model.num_timesteps] = self.policy.learning_rates()["head"]
+
+    def _on_training_end(self):
+        self._on_rollout_start()
+        super()._on_training_end()
 
 
 def weights(model):
@@ -155,7 +165,7 @@ def test_policy_warm_start_fills_the_buffer_with_the_pretrained_policy(n_envs, c
     greedy, _ = model.policy.predict(obs, deterministic=True)
     np.testing.assert_array_equal(actions, greedy)
     assert {lr for _, lr in callback.history} == {0.0}
-    assert model.policy.learning_rates()["head"] > 0  # learn() ended: the model is left able to learn
+    assert model.policy.param_group("head")["lr_hold"] == 1.0  # learn() ended: the next train() is not held
     model.learn(20, callback=callback, reset_num_timesteps=False)
     assert first_update(callback.history) == 40 + n_envs  # as with learning_starts=40
     assert not unchanged(pretrained, model)
@@ -210,3 +220,27 @@ def test_policy_warm_start_rejects_bad_steps(steps):
 
 def test_policy_warm_start_takes_whole_floats_and_numpy_integers():
     assert PolicyWarmStart(5e3).steps == 5000 and PolicyWarmStart(np.int64(7)).steps == 7
+
+
+class Interrupt(BaseCallback):
+    """Ctrl-C at the worst moment: after the warm start has set the hold for the next train()."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def _on_step(self):
+        return True
+
+    def _on_rollout_end(self):
+        if self.model.num_timesteps == self.at:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_warm_start_does_not_leave_the_model_held(cartpole_zip):
+    model = make(pretrained=str(cartpole_zip), net_arch=None)
+    with pytest.raises(KeyboardInterrupt):
+        model.learn(100, callback=[PolicyWarmStart(50), Interrupt(at=20)])
+    pretrained = weights(model)
+    model.learn(10, reset_num_timesteps=False)  # without the callback: learns at once
+    assert not unchanged(pretrained, model)

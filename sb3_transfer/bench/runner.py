@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sb3_transfer.bench.suites import Method, Pair, Suite
 from sb3_transfer.errors import TransferConfigError
@@ -119,7 +120,7 @@ def execute(run: Run, source: bytes | None) -> bytes:
 
     from sb3_transfer.adapt import ALGOS, load_and_adapt
     from sb3_transfer.callbacks import GradualUnfreeze, PolicyWarmStart, TransferEvalCallback
-    from sb3_transfer.policies import TransferDQNPolicy, TransferQRDQNPolicy
+    from sb3_transfer.policies import TransferDQNPolicy, TransferPolicyMixin, TransferQRDQNPolicy
 
     th.set_num_threads(1)
     pair, method = run.pair, run.method
@@ -144,14 +145,15 @@ def execute(run: Run, source: bytes | None) -> bytes:
                 device="cpu",
                 **hyperparams,
             )
-            groups = list(model.policy.layer_groups())
+            policy = cast(TransferPolicyMixin, model.policy)
+            groups = list(policy.layer_groups())
             # Patterns for groups this network lacks (a FlattenExtractor has no weights) are left out.
             freeze = [p for p in method.freeze if fnmatch.filter(groups, p)]
             if freeze:
-                model.policy.freeze(*freeze)
+                policy.freeze(*freeze)
             lr_scale = {p: f for p, f in method.lr_scale.items() if fnmatch.filter(groups, p)}
             if lr_scale:
-                model.policy.set_lr_scale(lr_scale)
+                policy.set_lr_scale(lr_scale)
         evaluation = TransferEvalCallback(
             make_vec_env(pair.target_env, n_envs=1, seed=10_000 + run.seed),
             eval_freq=max(pair.eval_freq // model.n_envs, 1),
@@ -250,7 +252,7 @@ def _start_ray(address: str) -> tuple[Any, bool]:
     if ray.is_initialized():
         return ray, False
     try:
-        ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     except ConnectionError as error:
         raise TransferConfigError(f"--ray-address {address}: no Ray cluster reached ({error}).") from None
     return ray, True

@@ -96,12 +96,12 @@ METHODS = {
     ),
 }
 
-CARTPOLE = dict(score_range=(9.0, 500.0), threshold=475.0)
-ACROBOT = dict(score_range=(-500.0, -60.0), threshold=-100.0)
+CARTPOLE: dict[str, Any] = dict(score_range=(9.0, 500.0), threshold=475.0)
+ACROBOT: dict[str, Any] = dict(score_range=(-500.0, -60.0), threshold=-100.0)
 # Random play scores about -180; 200 is "solved".
-LUNAR = dict(score_range=(-180.0, 200.0), threshold=100.0, n_eval_episodes=5)
+LUNAR: dict[str, Any] = dict(score_range=(-180.0, 200.0), threshold=100.0, n_eval_episodes=5)
 # MinAtar has no rl-zoo3 entry: the network and settings of Young & Tian (2019), with an update every 4 steps.
-MINATAR = dict(
+MINATAR: dict[str, Any] = dict(
     policy="CnnPolicy",
     zoo_hyperparams=False,
     hyperparams=dict(
