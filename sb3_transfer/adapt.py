@@ -85,6 +85,9 @@ def load_and_adapt(
     report = model.policy.transfer_report
     report.target = f"{algo_class.__name__} on {env_name}"
     report.settings = apply_fine_tuning_defaults(model, report, {**model_kwargs, **user_policy_kwargs})
+    note = warm_start_note(model, report)
+    if note:
+        report.notes.append(note)
     model.transfer_report = report  # type: ignore[attr-defined]
     if verbose >= 1:
         print(report)
@@ -93,6 +96,26 @@ def load_and_adapt(
 
 #: Learning-rate factor of the pretrained layer groups while fine-tuning (``lr_scale``).
 FINE_TUNING_LR_SCALE = 0.1
+#: Timesteps of :class:`~sb3_transfer.callbacks.PolicyWarmStart` in the benchmarks' ``finetune`` method.
+WARM_START_STEPS = 5_000
+
+
+def warm_start_note(model: BaseAlgorithm, report: TransferReport) -> str | None:
+    """
+    The advice to pass a :class:`~sb3_transfer.callbacks.PolicyWarmStart` to ``learn()``, when the pretrained head
+    is carried over and the model would update before its buffer holds :data:`WARM_START_STEPS` transitions (a
+    callback cannot be set up here: ``learn()`` takes them).
+    """
+    head = report.group_actions().get(HEAD, set())
+    learning_starts = getattr(model, "learning_starts", 0)
+    if not (head & {COPIED, ADAPTED}) or INITIALISED in head or learning_starts >= WARM_START_STEPS:
+        return None
+    return (
+        f"learning starts at timestep {learning_starts}: to let the pretrained policy fill the replay buffer first, "
+        f"pass callback=PolicyWarmStart({WARM_START_STEPS}) (sb3_transfer.callbacks) to learn(). It kept the jumpstart "
+        "on windy LunarLander and only delayed learning where the source's policy was of no use on the new task "
+        "(benchmarks/results/README.md, warm start)."
+    )
 
 
 def apply_fine_tuning_defaults(model: BaseAlgorithm, report: TransferReport, user_kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -276,8 +276,14 @@ def test_fine_tuning_defaults_are_reported_and_overridable(cartpole_zip, tmp_pat
     assert pretrained_head.policy.learning_rates() == {
         g: pytest.approx(lr * FINE_TUNING_LR_SCALE) for g in settings["lr_scale"]["value"]
     }
+    # The pretrained policy could fill the buffer before updates start: the report says how.
+    (note,) = [n for n in pretrained_head.transfer_report.notes if "PolicyWarmStart" in n]
+    assert "learning starts at timestep 100" in note and "PolicyWarmStart(5000)" in str(pretrained_head.transfer_report)
+    late = load_and_adapt(cartpole_zip, "CartPole-v1", transfer="all", learning_starts=5000, verbose=0)
+    assert not any("PolicyWarmStart" in n for n in late.transfer_report.notes)  # SB3's own warm-up covers it
     # A new head learns at the full rate from SB3's exploration schedule; the pretrained trunk at a tenth.
     new_head = load_and_adapt(cartpole_zip, "CartPole-v1", verbose=0)
+    assert not any("PolicyWarmStart" in n for n in new_head.transfer_report.notes)  # a new head has no policy yet
     assert new_head.exploration_initial_eps == 1.0 and set(new_head.transfer_report.settings) == {"lr_scale"}
     assert new_head.policy.learning_rates()["head"] == pytest.approx(lr)
     assert new_head.policy.learning_rates()["trunk.0"] == pytest.approx(lr * FINE_TUNING_LR_SCALE)

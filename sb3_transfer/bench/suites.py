@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sb3_transfer.adapt import WARM_START_STEPS
 from sb3_transfer.extractors import SmallCNN
 
 
@@ -79,7 +80,7 @@ METHODS = {
     "finetune": Method(
         "finetune",
         "all",
-        warm_start=5_000,
+        warm_start=WARM_START_STEPS,
         description="every pretrained layer fine-tuned (at lr x0.1: load_and_adapt's default), after a 5k-step "
         "PolicyWarmStart",
     ),
