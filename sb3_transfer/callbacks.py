@@ -23,6 +23,15 @@ from sb3_transfer.metrics import TransferMetrics, load_curve, transfer_metrics
 from sb3_transfer.policies import TransferPolicyMixin
 
 
+def _timesteps(value: Any, what: str, minimum: int = 0) -> int:
+    """A count of timesteps from user input: an int, a numpy integer or a whole float (rl-zoo3's YAML writes 5e3)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise TransferConfigError(f"{what}={value!r}: give a whole number of timesteps >= {minimum}.")
+    return int(value)
+
+
 class TransferCallback(BaseCallback):
     """Base class: access to the transfer policy, and logging of frozen groups and learning rates."""
 
@@ -114,25 +123,25 @@ class GradualUnfreeze(TransferCallback):
     :param verbose: 1 prints each change.
     """
 
-    def __init__(self, every: int, order: str = "top_down", warmup: int = 0, delay: int = 0, verbose: int = 0) -> None:
+    def __init__(self, every: float, order: str = "top_down", warmup: float = 0, delay: float = 0, verbose: int = 0) -> None:
         super().__init__(verbose)
-        if not isinstance(every, int) or every <= 0:
-            raise TransferConfigError(f"GradualUnfreeze every={every!r}: give a number of timesteps > 0.")
         if order not in ("top_down", "bottom_up"):
             raise TransferConfigError(f"GradualUnfreeze order={order!r}: choose 'top_down' or 'bottom_up'.")
-        if not isinstance(warmup, int) or warmup < 0:
-            raise TransferConfigError(f"GradualUnfreeze warmup={warmup!r}: give a number of timesteps >= 0.")
-        if not isinstance(delay, int) or delay < 0:
-            raise TransferConfigError(f"GradualUnfreeze delay={delay!r}: give a number of timesteps >= 0.")
-        self.every, self.order, self.warmup, self.delay = every, order, warmup, delay
+        self.every = _timesteps(every, "GradualUnfreeze every", minimum=1)
+        self.order = order
+        self.warmup = _timesteps(warmup, "GradualUnfreeze warmup")
+        self.delay = _timesteps(delay, "GradualUnfreeze delay")
         self.queue: list[str] = []
         self._start: int | None = None
+        self._for: Any = None  # the model the schedule belongs to
         self._last = 0
         self._unfrozen = 0
         self._warming: dict[str, int] = {}
 
     def _on_training_start(self) -> None:
         now = self.model.num_timesteps
+        if self._for is not self.model:  # the callback given to another model: its schedule starts afresh
+            self._for, self._start, self.queue, self._unfrozen, self._warming = self.model, None, [], 0, {}
         if self._start is not None:
             # A further learn() call goes on with the same schedule; after learn(reset_num_timesteps=True) the
             # timesteps count from 0 again, so the schedule shifts with them.
@@ -194,7 +203,8 @@ class PolicyWarmStart(TransferCallback):
 
     - The gradient steps of the hold still run (at lr 0): the optimizer's moment estimates fill up on the buffer.
     - The hold is set at the end of each rollout for the training phase that follows, and used up by it: a model saved
-      by another callback, loaded, or left by an interrupted ``learn()`` learns at its full rates.
+      by another callback or loaded learns at its full rates; after a ``learn()`` interrupted between a rollout and
+      its training phase, at most the next training phase is held.
     - It counts timesteps of training across ``learn()`` calls of the same model; a new model starts a new hold.
     - :class:`GradualUnfreeze` and its warm-ups wait for the release.
     - A policy without pretrained weights is left alone, so the scratch twin of a config stays a plain scratch run.
@@ -207,11 +217,7 @@ class PolicyWarmStart(TransferCallback):
 
     def __init__(self, steps: float, verbose: int = 0) -> None:
         super().__init__(verbose)
-        if isinstance(steps, float) and steps.is_integer():  # rl-zoo3's YAML writes !!float 5e3
-            steps = int(steps)
-        if not isinstance(steps, numbers.Integral) or isinstance(steps, bool) or steps < 0:
-            raise TransferConfigError(f"PolicyWarmStart steps={steps!r}: give a whole number of timesteps >= 0.")
-        self.steps: int = int(steps)
+        self.steps: int = _timesteps(steps, "PolicyWarmStart steps")
         self.elapsed: int = 0  # timesteps of training of this model so far, across learn() calls
         self.released: bool = False
         self._last: int = 0

@@ -33,22 +33,29 @@ class ScaledLRGroup(dict):
 
     SB3 sets every param group's ``lr`` to the schedule's value at each ``train()``; storing the product on assignment
     is what lets a per-group factor survive that, with any learning-rate schedule. ``lr_base`` keeps the value set.
-    ``lr_hold`` lasts for one assignment: set before a ``train()``, it applies to that training phase only, so a hold
-    can never outlive the callback that set it (see :class:`~sb3_transfer.callbacks.PolicyWarmStart`).
+    ``lr_hold`` lasts for one assignment from SB3 (the one at the start of a ``train()``): it applies to that training
+    phase only, so a hold cannot outlive the callback that set it by more than one phase (see
+    :class:`~sb3_transfer.callbacks.PolicyWarmStart`).
     """
 
     def __setitem__(self, key: str, value: Any) -> None:
         if key == "lr":
             super().__setitem__("lr_base", value)
-            hold = self.get("lr_hold", 1.0)
-            value = value * self.get("lr_scale", 1.0) * self.get("lr_warmup", 1.0) * hold
-            if hold != 1.0:
+            value = self._scaled(value)
+            if self.get("lr_hold", 1.0) != 1.0:
                 super().__setitem__("lr_hold", 1.0)
         super().__setitem__(key, value)
 
+    def _scaled(self, base: float) -> float:
+        return base * self.get("lr_scale", 1.0) * self.get("lr_warmup", 1.0) * self.get("lr_hold", 1.0)
+
     def refresh(self) -> None:
-        """Re-apply the factors to the last base learning rate (after changing one of them)."""
-        self["lr"] = self.get("lr_base", self["lr"])
+        """Re-apply the factors to the last base learning rate (after changing one of them; a hold stays set)."""
+        super().__setitem__("lr", self._scaled(self.get("lr_base", self["lr"])))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Copies and pickles rebuild the dict as it is, without applying the factors a second time.
+        return (type(self), (dict(self),))
 
 
 class TransferPolicyMixin:

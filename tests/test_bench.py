@@ -179,3 +179,11 @@ def test_a_finished_run_made_with_other_settings_is_not_reused(tmp_path):
         run_suite(replace(suite, methods=(suite.methods[0], changed)), tmp_path, workers=1, log=lambda _: None)
     # The description is not a setting: the finished runs are reused.
     run_suite(replace(suite, methods=(suite.methods[0], replace(suite.methods[1], description="new words"))), tmp_path)
+
+
+def test_unreadable_saved_settings_are_named(tmp_path):
+    suite = _tiny_suite()
+    run_suite(suite, tmp_path, workers=1, log=lambda _: None)
+    run_path(tmp_path, Run(suite.pairs[0], suite.methods[0], 0)).with_name("config.json").write_text("{")
+    with pytest.raises(TransferConfigError, match=r"scratch/seed0 \(unreadable config.json\)"):
+        run_suite(suite, tmp_path, workers=1, log=lambda _: None)

@@ -237,10 +237,36 @@ class Interrupt(BaseCallback):
             raise KeyboardInterrupt
 
 
-def test_an_interrupted_warm_start_does_not_leave_the_model_held(cartpole_zip):
+def test_an_interrupted_warm_start_holds_at_most_one_more_training_phase(cartpole_zip):
     model = make(pretrained=str(cartpole_zip), net_arch=None)
     with pytest.raises(KeyboardInterrupt):
         model.learn(100, callback=[PolicyWarmStart(50), Interrupt(at=20)])
     pretrained = weights(model)
-    model.learn(10, reset_num_timesteps=False)  # without the callback: learns at once
+    model.learn(1, reset_num_timesteps=False)  # without the callback: the hold set before the interrupt is used up
+    assert unchanged(pretrained, model) and model.policy.param_group("head")["lr_hold"] == 1.0
+    model.learn(1, reset_num_timesteps=False)
     assert not unchanged(pretrained, model)
+
+
+class ScaleAtRolloutEnd(BaseCallback):
+    def _on_step(self):
+        return True
+
+    def _on_rollout_end(self):
+        self.model.policy.set_lr_scale({"head": 1.0})
+
+
+def test_changing_rates_during_the_hold_does_not_end_it(cartpole_zip):
+    model = make(pretrained=str(cartpole_zip), net_arch=None)
+    pretrained = weights(model)
+    model.learn(30, callback=[PolicyWarmStart(100), ScaleAtRolloutEnd()])
+    assert unchanged(pretrained, model)
+
+
+def test_gradual_unfreeze_starts_afresh_on_another_model(cartpole_zip):
+    callback = GradualUnfreeze(every=1_000)
+    for _ in range(2):
+        model = make(pretrained=str(cartpole_zip), net_arch=None)
+        model.learn(10, callback=callback)
+        assert model.policy.frozen_groups() == ["trunk.0", "trunk.1"]
+    assert GradualUnfreeze(every=5e3, delay=np.int64(7)).delay == 7

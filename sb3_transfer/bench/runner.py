@@ -69,12 +69,23 @@ def _check_finished(out: Path, runs: list[Run]) -> None:
     stale = []
     for run in runs:
         saved = run_path(out, run).with_name("config.json")
-        if saved.exists() and json.loads(saved.read_text()) != run_config(run):
-            old, new = json.loads(saved.read_text()), run_config(run)
+        if not saved.exists():  # made before runs saved their settings: taken as they are
+            continue
+        new = run_config(run)
+        try:
+            old = json.loads(saved.read_text())
             changed = sorted(
-                f"{part}.{k}" for part in ("pair", "method") for k in new[part] if old[part].get(k) != new[part][k]
+                f"{part}.{k}"
+                for part in ("pair", "method")
+                for k in {*old[part], *new[part]}
+                if old[part].get(k) != new[part].get(k)
             )
-            stale.append(f"{run.key} ({', '.join(changed) or 'seed'})")
+            if old["seed"] != new["seed"]:
+                changed.append("seed")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            changed = [f"unreadable {saved.name}"]
+        if changed:
+            stale.append(f"{run.key} ({', '.join(changed)})")
     if stale:
         raise TransferConfigError(
             f"{len(stale)} finished run(s) in {out} were made with other settings: {'; '.join(stale[:3])}"
@@ -313,6 +324,7 @@ def run_suite(
     check_methods(suite)
     check_envs(suite)
     runs = [Run(p, m, s) for p in suite.pairs for m in suite.methods for s in suite.seeds]
+    configs = {run.key: run_config(run) for run in runs}  # before any training: a setting JSON cannot hold fails now
     _check_finished(out, [r for r in runs if run_path(out, r).exists()])
     todo = [r for r in runs if not run_path(out, r).exists()]
     source_of = {pair.name: source_path(out, pair) for pair in suite.pairs}  # once per pair: it reads rl-zoo3's file
@@ -353,7 +365,7 @@ def run_suite(
                     for run in waiting[key]:
                         jobs.submit(run, execute, run, data)
             else:
-                _write(run_path(out, key).with_name("config.json"), json.dumps(run_config(key), indent=1).encode())
+                _write(run_path(out, key).with_name("config.json"), json.dumps(configs[key.key], indent=1).encode())
                 _write(run_path(out, key), data)
                 n_runs += 1
                 log(f"  [{n_runs}/{len(todo)}] {key.key} ({time.time() - started:.0f}s)")
