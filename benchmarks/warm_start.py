@@ -9,10 +9,15 @@ trained again: runs are deterministic given seed and config).
 
     python benchmarks/warm_start.py --out benchmarks/results/warm_start
 
-writes ``report.md``, ``summary.json`` and ``plots/`` (finished runs are reused).
+writes ``report.md``, ``summary.json`` and ``plots/`` (finished runs are reused), and ``report-short-hold.md`` /
+``summary-short-hold.json`` for a 1250-step hold on the CartPole pairs: rl-zoo3's CartPole settings sample 32
+transitions per environment step (batch 64, 128 gradient steps every 256 steps) where its LunarLander and Acrobot
+settings sample 128 (batch 128, one gradient step per step), so a hold scaled to the sampling would be a quarter
+of 5000 there.
 """
 
 import argparse
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -42,14 +47,32 @@ SUITE = Suite(
 )
 
 
+SHORT_HOLD = Suite(
+    "warm-start-short-hold",
+    tuple(PAIRS[name] for name in NEAR[:2]),
+    (
+        METHODS["scratch"],
+        replace(METHODS["finetune"], name="ws0k", warm_start=0, description="finetune, 0-step warm start"),
+        replace(METHODS["finetune"], name="ws1250", warm_start=1_250, description="finetune, 1250-step warm start"),
+        replace(METHODS["finetune"], name="ws5k", warm_start=5_000, description="finetune, 5000-step warm start"),
+    ),
+    (0, 1, 2, 3, 4),
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="sb3t-bench/warm_start")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    started = time.time()
-    run_suite(SUITE, Path(args.out), workers=args.workers)
-    write_report(SUITE, Path(args.out), f"python benchmarks/warm_start.py --out {args.out}", time.time() - started)
+    out, command = Path(args.out), f"python benchmarks/warm_start.py --out {args.out}"
+    for suite, suffix in ((SHORT_HOLD, "-short-hold"), (SUITE, "")):
+        started = time.time()
+        run_suite(suite, out, workers=args.workers)
+        write_report(suite, out, command, time.time() - started)
+        if suffix:
+            shutil.move(out / "report.md", out / f"report{suffix}.md")
+            shutil.move(out / "summary.json", out / f"summary{suffix}.json")
 
 
 if __name__ == "__main__":
