@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 from gymnasium import spaces
@@ -81,14 +81,14 @@ def load_and_adapt(
         "action_map": action_map,
         "strict": strict,
     }
-    model = algo_class(policy, vec_env, policy_kwargs=policy_kwargs, verbose=verbose, **model_kwargs)
-    report = model.policy.transfer_report
+    model = algo_class(cast(Any, policy), vec_env, policy_kwargs=policy_kwargs, verbose=verbose, **model_kwargs)
+    report = cast(TransferReport, model.policy.transfer_report)
     report.target = f"{algo_class.__name__} on {env_name}"
     report.settings = apply_fine_tuning_defaults(model, report, {**model_kwargs, **user_policy_kwargs})
     note = warm_start_note(model, report)
     if note:
         report.notes.append(note)
-    model.transfer_report = report  # type: ignore[attr-defined]
+    setattr(model, "transfer_report", report)  # noqa: B010  (SB3's classes do not declare it)
     if verbose >= 1:
         print(report)
     return model  # type: ignore[return-value]

@@ -156,15 +156,15 @@ def execute(run: Run, source: bytes | None) -> bytes:
                 device="cpu",
                 **hyperparams,
             )
-            policy = cast(TransferPolicyMixin, model.policy)
-            groups = list(policy.layer_groups())
+            transfer_policy = cast(TransferPolicyMixin, model.policy)
+            groups = list(transfer_policy.layer_groups())
             # Patterns for groups this network lacks (a FlattenExtractor has no weights) are left out.
             freeze = [p for p in method.freeze if fnmatch.filter(groups, p)]
             if freeze:
-                policy.freeze(*freeze)
+                transfer_policy.freeze(*freeze)
             lr_scale = {p: f for p, f in method.lr_scale.items() if fnmatch.filter(groups, p)}
             if lr_scale:
-                policy.set_lr_scale(lr_scale)
+                transfer_policy.set_lr_scale(lr_scale)
         evaluation = TransferEvalCallback(
             make_vec_env(pair.target_env, n_envs=1, seed=10_000 + run.seed),
             eval_freq=max(pair.eval_freq // model.n_envs, 1),
