@@ -35,6 +35,17 @@ def _timesteps(value: Any, what: str, minimum: int = 0) -> int:
 class TransferCallback(BaseCallback):
     """Base class: access to the transfer policy, and logging of frozen groups and learning rates."""
 
+    _for: Any = None  # the model whose training the callback's state belongs to
+
+    def _init_callback(self) -> None:
+        # learn() hands the callback its model each time: handed another model, the callback starts afresh.
+        if self.model is not self._for:
+            self._for = self.model
+            self._start_over()
+
+    def _start_over(self) -> None:
+        """Reset the state that belongs to one model's training (none here)."""
+
     @property
     def policy(self) -> TransferPolicyMixin:
         policy = self.model.policy
@@ -131,17 +142,17 @@ class GradualUnfreeze(TransferCallback):
         self.order = order
         self.warmup = _timesteps(warmup, "GradualUnfreeze warmup")
         self.delay = _timesteps(delay, "GradualUnfreeze delay")
+        self._last = 0
+        self._start_over()
+
+    def _start_over(self) -> None:
         self.queue: list[str] = []
         self._start: int | None = None
-        self._for: Any = None  # the model the schedule belongs to
-        self._last = 0
         self._unfrozen = 0
         self._warming: dict[str, int] = {}
 
     def _on_training_start(self) -> None:
         now = self.model.num_timesteps
-        if self._for is not self.model:  # the callback given to another model: its schedule starts afresh
-            self._for, self._start, self.queue, self._unfrozen, self._warming = self.model, None, [], 0, {}
         if self._start is not None:
             # A further learn() call goes on with the same schedule; after learn(reset_num_timesteps=True) the
             # timesteps count from 0 again, so the schedule shifts with them.
@@ -218,15 +229,14 @@ class PolicyWarmStart(TransferCallback):
     def __init__(self, steps: float, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.steps: int = _timesteps(steps, "PolicyWarmStart steps")
+        self._last: int = 0
+        self._start_over()
+
+    def _start_over(self) -> None:
         self.elapsed: int = 0  # timesteps of training of this model so far, across learn() calls
         self.released: bool = False
-        self._last: int = 0
-        self._for: Any = None  # the model the count belongs to
 
     def _on_training_start(self) -> None:
-        if self._for is not self.model:
-            self._for = self.model
-            self.elapsed, self.released = 0, False
         self._last = self.model.num_timesteps
         if self.released:
             return

@@ -64,14 +64,14 @@ def run_config(run: Run) -> dict[str, Any]:
     return json.loads(json.dumps({"pair": pair, "method": method, "seed": run.seed}, sort_keys=True, default=repr))
 
 
-def _check_finished(out: Path, runs: list[Run]) -> None:
+def _check_finished(out: Path, runs: list[Run], configs: dict[str, dict[str, Any]]) -> None:
     # A finished run made with other settings (a method changed since, under the same name) must not be reused.
     stale = []
     for run in runs:
         saved = run_path(out, run).with_name("config.json")
         if not saved.exists():  # made before runs saved their settings: taken as they are
             continue
-        new = run_config(run)
+        new = configs[run.key]
         try:
             old = json.loads(saved.read_text())
             changed = sorted(
@@ -325,7 +325,7 @@ def run_suite(
     check_envs(suite)
     runs = [Run(p, m, s) for p in suite.pairs for m in suite.methods for s in suite.seeds]
     configs = {run.key: run_config(run) for run in runs}  # before any training: a setting JSON cannot hold fails now
-    _check_finished(out, [r for r in runs if run_path(out, r).exists()])
+    _check_finished(out, [r for r in runs if run_path(out, r).exists()], configs)
     todo = [r for r in runs if not run_path(out, r).exists()]
     source_of = {pair.name: source_path(out, pair) for pair in suite.pairs}  # once per pair: it reads rl-zoo3's file
     waiting: dict[Path, list[Run]] = {}  # transfer runs by the source they need
