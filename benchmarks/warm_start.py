@@ -2,10 +2,12 @@
 5000-step ``PolicyWarmStart`` of the benchmarks' ``finetune`` method.
 
 The five near pairs of the ``standard`` suite at its budgets and seeds (5); ``finetune`` as the suite defines it
-(everything carried over, lr x0.1, epsilon from its final value) with a warm start of 0, 2000 and 5000 steps, and
-scratch. The 5000-step and scratch runs are configured exactly as the standard suite's ``finetune`` and ``scratch``
-runs, and the 0-step runs as its ``finetune`` before the warm start was added (so those can be copied over instead of
-trained again: runs are deterministic given seed and config).
+(everything carried over, lr x0.1, epsilon from its final value) with a warm start of 0, 2000 and 5000 steps as given
+(not scaled to each pair's sampling), and scratch. The scratch runs are configured exactly as the standard suite's,
+the 5000-step runs as its ``finetune`` on the LunarLander and Acrobot pairs (and on the CartPole pairs before the
+warm start was scaled to the sampling), the 1250-step runs as its CartPole ``finetune`` now, and the 0-step runs as
+its ``finetune`` before the warm start was added (so those can be copied over instead of trained again: runs are
+deterministic given seed and config).
 
     python benchmarks/warm_start.py --out benchmarks/results/warm_start
 
@@ -38,6 +40,7 @@ SUITE = Suite(
                 METHODS["finetune"],
                 name=f"ws{hold // 1000}k",
                 warm_start=hold,
+                scale_warm_start=False,  # holds as given, in timesteps
                 description=f"finetune, {hold}-step warm start",
             )
             for hold in HOLDS
@@ -52,9 +55,23 @@ SHORT_HOLD = Suite(
     tuple(PAIRS[name] for name in NEAR[:2]),
     (
         METHODS["scratch"],
-        replace(METHODS["finetune"], name="ws0k", warm_start=0, description="finetune, 0-step warm start"),
-        replace(METHODS["finetune"], name="ws1250", warm_start=1_250, description="finetune, 1250-step warm start"),
-        replace(METHODS["finetune"], name="ws5k", warm_start=5_000, description="finetune, 5000-step warm start"),
+        replace(
+            METHODS["finetune"], name="ws0k", warm_start=0, scale_warm_start=False, description="finetune, 0-step warm start"
+        ),
+        replace(
+            METHODS["finetune"],
+            name="ws1250",
+            warm_start=1_250,
+            scale_warm_start=False,
+            description="finetune, 1250-step warm start",
+        ),
+        replace(
+            METHODS["finetune"],
+            name="ws5k",
+            warm_start=5_000,
+            scale_warm_start=False,
+            description="finetune, 5000-step warm start",
+        ),
     ),
     tuple(range(10)),  # CartPole runs are cheap: twice the seeds
 )

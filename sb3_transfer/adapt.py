@@ -13,6 +13,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_transfer.callbacks import warm_start_steps
 from sb3_transfer.errors import IncompatibleSpaceError, TransferConfigError
 from sb3_transfer.sources import SourceNetwork, read_source
 from sb3_transfer.policies import TransferDQNPolicy, TransferQRDQNPolicy
@@ -96,25 +97,24 @@ def load_and_adapt(
 
 #: Learning-rate factor of the pretrained layer groups while fine-tuning (``lr_scale``).
 FINE_TUNING_LR_SCALE = 0.1
-#: Timesteps of :class:`~sb3_transfer.callbacks.PolicyWarmStart` in the benchmarks' ``finetune`` method.
-WARM_START_STEPS = 5_000
 
 
 def warm_start_note(model: BaseAlgorithm, report: TransferReport) -> str | None:
     """
     The advice to pass a :class:`~sb3_transfer.callbacks.PolicyWarmStart` to ``learn()``, when the pretrained head
-    is carried over and the model would update before its buffer holds :data:`WARM_START_STEPS` transitions (a
-    callback cannot be set up here: ``learn()`` takes them).
+    is carried over and the model would update before the warm start for its sampling
+    (:func:`~sb3_transfer.callbacks.warm_start_steps`) ends (a callback cannot be set up here: ``learn()`` takes them).
     """
     head = report.group_actions().get(HEAD, set())
     learning_starts = getattr(model, "learning_starts", 0)
-    if not (head & {COPIED, ADAPTED}) or INITIALISED in head or learning_starts >= WARM_START_STEPS:
+    hold = warm_start_steps(model)
+    if not (head & {COPIED, ADAPTED}) or INITIALISED in head or learning_starts >= hold:
         return None
     return (
         f"learning starts at timestep {learning_starts}: to let the pretrained policy fill the replay buffer first, "
-        f"pass callback=PolicyWarmStart({WARM_START_STEPS}) (sb3_transfer.callbacks) to learn(). It kept the jumpstart "
-        "on windy LunarLander and only delayed learning where the source's policy was of no use on the new task "
-        "(benchmarks/results/README.md, warm start)."
+        f"pass callback=PolicyWarmStart() (sb3_transfer.callbacks) to learn(); for this model's sampling it holds "
+        f"learning for {hold} timesteps. It kept the jumpstart on windy LunarLander and only delayed learning where the "
+        "source's policy was of no use on the new task (benchmarks/results/README.md, warm start)."
     )
 
 

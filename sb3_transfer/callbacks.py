@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_transfer.errors import TransferConfigError
@@ -30,6 +32,44 @@ def _timesteps(value: Any, what: str, minimum: int = 0) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
         raise TransferConfigError(f"{what}={value!r}: give a whole number of timesteps >= {minimum}.")
     return int(value)
+
+
+#: The warm start measured on rl-zoo3's LunarLander settings (benchmarks/results/README.md, "warm start").
+WARM_START_STEPS = 5_000
+#: Transitions those settings draw from the replay buffer per timestep (batch 128, a gradient step per timestep).
+WARM_START_DRAWS = 128
+
+
+def warm_start_steps(model: BaseAlgorithm, steps: float = WARM_START_STEPS) -> int:
+    """
+    The warm start for a model's sampling: ``steps`` (measured at :data:`WARM_START_DRAWS` transitions drawn per
+    timestep) scaled by the transitions the model draws per timestep (``batch_size`` x gradient steps per timestep).
+
+    Why: what throws a jumpstart away is many updates on a small buffer. Scaled this way, when learning starts each
+    transition in the buffer is drawn as often per timestep as it was in the measured setting. rl-zoo3's CartPole
+    settings (batch 64, 128 gradient steps every 256 timesteps: 32 draws) get a quarter of ``steps``; MinAtar's usual
+    ones (batch 32, one gradient step every 4 timesteps) a sixteenth.
+
+    With ``train_freq`` counted in episodes and a fixed number of gradient steps, the draws per timestep are unknown:
+    ``steps`` is returned as it is.
+
+    :param model: An off-policy model (``DQN``, ``QRDQN``...).
+    :param steps: The warm start at :data:`WARM_START_DRAWS` draws per timestep.
+    :return: Timesteps, for :class:`PolicyWarmStart` (and ``GradualUnfreeze``'s ``delay``).
+    """
+    steps = _timesteps(steps, "warm_start_steps steps")
+    train_freq = getattr(model, "train_freq", None)
+    if train_freq is None or not hasattr(model, "batch_size"):
+        raise TransferConfigError(
+            f"warm_start_steps: {type(model).__name__} has no replay sampling (give an off-policy model)."
+        )
+    if model.gradient_steps < 0:  # as many gradient steps as timesteps collected
+        draws = float(model.batch_size)
+    elif train_freq.unit == TrainFrequencyUnit.EPISODE:
+        return steps
+    else:  # a rollout is train_freq.frequency steps of each env
+        draws = model.batch_size * model.gradient_steps / (train_freq.frequency * model.n_envs)
+    return round(steps * draws / WARM_START_DRAWS)
 
 
 class TransferCallback(BaseCallback):
@@ -222,19 +262,23 @@ class PolicyWarmStart(TransferCallback):
     - The exploration rate is the model's: with SB3's schedule from 1.0 the buffer fills mostly with random actions
       (``load_and_adapt`` starts epsilon at its final value when the head is carried over).
 
-    :param steps: Timesteps to hold learning for.
+    :param steps: Timesteps to hold learning for; by default :func:`warm_start_steps` of the model (5000 timesteps at
+        rl-zoo3's LunarLander sampling, scaled to the model's), set when ``learn()`` hands the callback its model.
     :param verbose: 1 prints the hold and its release.
     """
 
-    def __init__(self, steps: float, verbose: int = 0) -> None:
+    def __init__(self, steps: float | None = None, verbose: int = 0) -> None:
         super().__init__(verbose)
-        self.steps: int = _timesteps(steps, "PolicyWarmStart steps")
+        self._auto = steps is None
+        self.steps: int = 0 if steps is None else _timesteps(steps, "PolicyWarmStart steps")
         self._last: int = 0
         self._start_over()
 
     def _start_over(self) -> None:
         self.elapsed: int = 0  # timesteps of training of this model so far, across learn() calls
         self.released: bool = False
+        if self._auto and getattr(self, "model", None) is not None:  # no model yet when built
+            self.steps = warm_start_steps(self.model)
 
     def _on_training_start(self) -> None:
         self._last = self.model.num_timesteps

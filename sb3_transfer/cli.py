@@ -74,9 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=0, help="learning-rate warm-up of unfrozen groups (timesteps)")
     p.add_argument(
         "--warm-start",
-        type=int,
+        type=_warm_start_arg,
         default=0,
-        help="PolicyWarmStart: the pretrained policy fills the replay buffer for N timesteps before any update",
+        metavar="N|auto",
+        help="PolicyWarmStart: the pretrained policy fills the replay buffer for N timesteps before any update; auto: "
+        "5000 at 128 transitions drawn per timestep, scaled to the model's sampling (warm_start_steps)",
     )
     p.add_argument("--eval-freq", type=int, default=5000, help="timesteps between evaluations")
     p.add_argument("--n-eval-episodes", type=int, default=10)
@@ -170,6 +172,15 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warm_start_arg(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of timesteps or 'auto'") from None
+
+
 def _parse_action_map(text: str | None) -> dict[int, int] | None:
     if not text:
         return None
@@ -233,16 +244,22 @@ def _train(args: argparse.Namespace) -> int:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    from sb3_transfer.callbacks import GradualUnfreeze, PolicyWarmStart, TransferEvalCallback
+    from sb3_transfer.callbacks import GradualUnfreeze, PolicyWarmStart, TransferEvalCallback, warm_start_steps
 
-    # Built first: a bad setting fails before anything is written.
-    schedules: list[BaseCallback] = []
-    if args.unfreeze_every:
-        # The unfreezing schedule starts when the warm start releases learning.
-        schedules.append(GradualUnfreeze(every=args.unfreeze_every, warmup=args.warmup, delay=args.warm_start, verbose=1))
-    if args.warm_start:
-        schedules.append(PolicyWarmStart(args.warm_start, verbose=1))
+    def schedules_for(hold: int) -> list[BaseCallback]:
+        schedules: list[BaseCallback] = []
+        if args.unfreeze_every:
+            # The unfreezing schedule starts when the warm start releases learning.
+            schedules.append(GradualUnfreeze(every=args.unfreeze_every, warmup=args.warmup, delay=hold, verbose=1))
+        if hold:
+            schedules.append(PolicyWarmStart(hold, verbose=1))
+        return schedules
+
+    # Built first: a bad setting fails before anything is written (an automatic warm start needs the model).
+    schedules = schedules_for(0 if args.warm_start == "auto" else args.warm_start)
     model, origin = _build(args)
+    if args.warm_start == "auto":
+        schedules = schedules_for(warm_start_steps(model))
     algo = "qrdqn" if type(model).__name__ == "QRDQN" else "dqn"
     _, n_timesteps, _ = zoo_hyperparams(algo, args.env)
     steps = args.steps or n_timesteps or 50_000

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from sb3_transfer.bench.report import write_report
-from sb3_transfer.bench.runner import Run, run_path, run_suite
+from sb3_transfer.bench.runner import Run, run_config, run_path, run_suite, run_warm_start
 from sb3_transfer.bench.stats import aggregate_poi, iqm, probability_of_improvement, stratified_bootstrap_ci
-from sb3_transfer.bench.suites import PAIRS, SUITES, Method
+from sb3_transfer.bench.suites import METHODS, PAIRS, SUITES, Method
 from sb3_transfer.cli import main
 from sb3_transfer.errors import TransferConfigError
 
@@ -152,6 +152,17 @@ def test_a_method_warm_start_holds_learning_as_a_zero_learning_rate_would(tmp_pa
             curves[method.name] = data["results"].mean(axis=1)
     np.testing.assert_array_equal(curves["held"], curves["zero"])
     assert not np.array_equal(curves["held"], curves["learns"])
+
+
+def test_a_run_holds_its_methods_warm_start_scaled_to_its_sampling():
+    finetune = METHODS["finetune"]
+    assert run_warm_start(Run(PAIRS["acrobot-heavy"], finetune, 0)) == finetune.warm_start  # 128 draws per timestep
+    assert run_warm_start(Run(PAIRS["cartpole-longpole"], finetune, 0)) == finetune.warm_start // 4  # 32
+    assert run_warm_start(Run(PAIRS["cartpole-longpole"], METHODS["scratch"], 0)) == 0
+    as_given = replace(finetune, scale_warm_start=False)
+    assert run_warm_start(Run(PAIRS["cartpole-longpole"], as_given, 0)) == finetune.warm_start
+    # What the run holds is what its saved settings record, so a change of the scaling is a change of settings.
+    assert run_config(Run(PAIRS["cartpole-longpole"], finetune, 3))["method"]["warm_start"] == finetune.warm_start // 4
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
 from sb3_transfer import TransferConfigError, TransferDQNPolicy
-from sb3_transfer.callbacks import FreezeSchedule, GradualUnfreeze, PolicyWarmStart
+from sb3_transfer.callbacks import WARM_START_STEPS, FreezeSchedule, GradualUnfreeze, PolicyWarmStart, warm_start_steps
 
 FAST = dict(learning_starts=0, train_freq=1, batch_size=8, buffer_size=500, device="cpu")
 
@@ -210,6 +210,41 @@ def test_gradual_unfreeze_waits_for_the_warm_start(cartpole_zip):
     assert first_time(unfreezing.history, ("trunk.0",)) == 40  # the first unfreezing comes `every` after the hold
     with pytest.raises(TransferConfigError, match="delay"):
         GradualUnfreeze(every=10, delay=-1)
+
+
+@pytest.mark.parametrize(
+    "sampling, n_envs, draws",
+    [
+        (dict(batch_size=128, train_freq=4, gradient_steps=-1), 1, 128),  # rl-zoo3's LunarLander: the measured setting
+        (dict(batch_size=128, train_freq=4, gradient_steps=4), 1, 128),  # its Acrobot
+        (dict(batch_size=64, train_freq=256, gradient_steps=128), 1, 32),  # its CartPole
+        (dict(batch_size=128, train_freq=4, gradient_steps=1), 4, 8),  # 16 timesteps per rollout
+        (dict(batch_size=32, train_freq=(2, "episode"), gradient_steps=-1), 1, 32),  # a gradient step per timestep
+        (dict(batch_size=32, train_freq=(2, "episode"), gradient_steps=8), 1, 128),  # unknown: left unscaled
+        (dict(batch_size=32, train_freq=4, gradient_steps=0), 1, 0),  # never trains: nothing to hold
+    ],
+)
+def test_warm_start_steps_scale_with_the_transitions_drawn_per_timestep(sampling, n_envs, draws):
+    model = DQN("MlpPolicy", make_vec_env("CartPole-v1", n_envs=n_envs), device="cpu", **sampling)
+    assert warm_start_steps(model, 128) == draws
+    assert warm_start_steps(model) == round(WARM_START_STEPS * draws / 128)
+
+
+def test_warm_start_steps_needs_an_off_policy_model():
+    from stable_baselines3 import PPO
+
+    with pytest.raises(TransferConfigError, match="PPO has no replay sampling"):
+        warm_start_steps(PPO("MlpPolicy", "CartPole-v1", device="cpu"))
+    with pytest.raises(TransferConfigError, match="warm_start_steps steps=-1"):
+        warm_start_steps(make(), -1)
+
+
+def test_policy_warm_start_by_default_holds_for_each_models_sampling(cartpole_zip):
+    callback = HoldRecorder()
+    for train_freq, hold in ((1, 312), (4, 78)):  # 8 transitions drawn per timestep, then 2
+        model = make(algo_kwargs=dict(train_freq=train_freq), pretrained=str(cartpole_zip), net_arch=None)
+        model.learn(8, callback=callback)
+        assert callback.steps == hold == warm_start_steps(model)
 
 
 @pytest.mark.parametrize("steps", [-1, 2.5, "5000", True])

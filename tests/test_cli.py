@@ -81,6 +81,28 @@ def test_train_writes_rl_zoo_layout_and_metrics(source, tmp_path, capsys):
     assert "released learning for head at timestep 61" in printed  # the trunk's unfreezing comes 50 steps later
 
 
+def test_train_warm_start_auto_follows_the_models_sampling(source, tmp_path, capsys):
+    # rl-zoo3's CartPole settings draw 32 transitions per timestep: a quarter of the 5000-step warm start.
+    common = [
+        "--steps",
+        "100",
+        "--eval-freq",
+        "100",
+        "--n-eval-episodes",
+        "1",
+        "--log-dir",
+        str(tmp_path),
+        "--no-progress-bar",
+    ]
+    assert main(["train", str(source), "CartPole-v1", "--warm-start", "auto", "--unfreeze-every", "50", *common]) == 0
+    printed = capsys.readouterr().out
+    assert "holds learning (the pretrained policy acts) for 1250 timesteps at timestep 0" in printed
+    assert "unfroze" not in printed  # the unfreezing schedule waits for the release
+    with pytest.raises(SystemExit):
+        main(["train", str(source), "CartPole-v1", "--warm-start", "lots", *common])
+    assert "--warm-start: 'lots': give a number of timesteps or 'auto'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

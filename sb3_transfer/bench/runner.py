@@ -57,9 +57,13 @@ def run_path(out: Path, run: Run) -> Path:
 
 
 def run_config(run: Run) -> dict[str, Any]:
-    """What a run's result depends on: its pair's and method's settings (not their names) and its seed."""
+    """
+    What a run's result depends on: its pair's and method's settings (not their names) and its seed; the method's
+    ``warm_start`` as the run holds it (:func:`run_warm_start`), however it was given.
+    """
     pair = {k: v for k, v in asdict(run.pair).items() if k != "name"}
-    method = {k: v for k, v in asdict(run.method).items() if k not in ("name", "description")}
+    method = {k: v for k, v in asdict(run.method).items() if k not in ("name", "description", "scale_warm_start")}
+    method["warm_start"] = run_warm_start(run)
     # Round-tripped through JSON (classes by their repr), as it is compared with the saved one.
     return json.loads(json.dumps({"pair": pair, "method": method, "seed": run.seed}, sort_keys=True, default=repr))
 
@@ -101,6 +105,31 @@ def pair_hyperparams(pair: Pair, env_id: str) -> dict:
     return {**hyperparams, **pair.hyperparams}
 
 
+def run_hyperparams(run: Run) -> dict:
+    """A run's hyperparameters: its pair's on the target task, then its method's."""
+    return {**pair_hyperparams(run.pair, run.pair.target_env), **run.method.hyperparams}
+
+
+def run_warm_start(run: Run) -> int:
+    """
+    Timesteps of a run's :class:`~sb3_transfer.callbacks.PolicyWarmStart`: its method's ``warm_start``, scaled to the
+    run's sampling by :func:`~sb3_transfer.callbacks.warm_start_steps` if the method says so (0 for scratch).
+    """
+    from sb3_transfer.adapt import ALGOS
+    from sb3_transfer.callbacks import warm_start_steps
+
+    if run.method.transfer is None or not run.method.warm_start:
+        return 0
+    if not run.method.scale_warm_start:
+        return run.method.warm_start
+    hyperparams = {k: v for k, v in run_hyperparams(run).items() if k != "policy_kwargs"}
+    # The sampling settings as SB3 reads them, without building the networks or the buffer.
+    model = ALGOS[run.pair.algo]("MlpPolicy", run.pair.target_env, device="cpu", _init_setup_model=False, **hyperparams)
+    model._convert_train_freq()
+    model.env.close()
+    return warm_start_steps(model, run.method.warm_start)
+
+
 def train_source(pair: Pair) -> bytes:
     """Train a pair's source agent (seed 0); return its ``.zip``."""
     import torch as th
@@ -135,7 +164,7 @@ def execute(run: Run, source: bytes | None) -> bytes:
 
     th.set_num_threads(1)
     pair, method = run.pair, run.method
-    hyperparams = {**pair_hyperparams(pair, pair.target_env), **method.hyperparams}
+    hyperparams = run_hyperparams(run)
     with tempfile.TemporaryDirectory() as tmp:
         if method.transfer is None:
             policy = TransferQRDQNPolicy if pair.algo == "qrdqn" else TransferDQNPolicy
@@ -174,11 +203,12 @@ def execute(run: Run, source: bytes | None) -> bytes:
             warn=False,
         )
         callbacks: list[BaseCallback] = [evaluation]
+        hold = run_warm_start(run)
         if method.transfer is not None and method.unfreeze_fraction:
             every = max(1, int(pair.target_steps * method.unfreeze_fraction))
-            callbacks.append(GradualUnfreeze(every=every, delay=method.warm_start))
-        if method.transfer is not None and method.warm_start:
-            callbacks.append(PolicyWarmStart(method.warm_start))
+            callbacks.append(GradualUnfreeze(every=every, delay=hold))
+        if hold:
+            callbacks.append(PolicyWarmStart(hold))
         model.learn(pair.target_steps, callback=callbacks)
         return (Path(tmp) / "evaluations.npz").read_bytes()
 

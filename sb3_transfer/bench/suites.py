@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sb3_transfer.adapt import WARM_START_STEPS
+from sb3_transfer.callbacks import WARM_START_STEPS
 from sb3_transfer.extractors import SmallCNN
 
 
@@ -61,6 +61,9 @@ class Method:
     :param hyperparams: Overrides of the pair's hyperparameters for this method.
     :param warm_start: Timesteps the pretrained policy fills the replay buffer before any update
         (:class:`~sb3_transfer.callbacks.PolicyWarmStart`; 0: none).
+    :param scale_warm_start: ``warm_start`` is given at rl-zoo3's LunarLander sampling (128 transitions drawn per
+        timestep) and each run holds it scaled to its own (:func:`~sb3_transfer.callbacks.warm_start_steps`; a quarter
+        on rl-zoo3's CartPole settings).
     :param description: What it is, for reports.
     """
 
@@ -71,6 +74,7 @@ class Method:
     unfreeze_fraction: float | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
     warm_start: int = 0
+    scale_warm_start: bool = False
     description: str = ""
 
 
@@ -81,8 +85,9 @@ METHODS = {
         "finetune",
         "all",
         warm_start=WARM_START_STEPS,
-        description="every pretrained layer fine-tuned (at lr x0.1: load_and_adapt's default), after a 5k-step "
-        "PolicyWarmStart",
+        scale_warm_start=True,
+        description="every pretrained layer fine-tuned (at lr x0.1: load_and_adapt's default), after a PolicyWarmStart "
+        "(5k steps at 128 transitions drawn per step, scaled to the pair's sampling)",
     ),
     "frozen": Method(
         "frozen", "all", freeze=("features_extractor", "trunk.*"), description="pretrained trunk frozen, head trains (lr x0.1)"

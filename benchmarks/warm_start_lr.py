@@ -1,0 +1,51 @@
+"""With the pretrained policy filling the buffer first, is x0.1 still the learning-rate factor to fine-tune at?
+
+The ``finetune`` method's x0.1 factor was chosen without a warm start (``fine_tuning_settings.py``: at x1 the
+Acrobot -> heavy curve fell 308 points). This asks whether, after the standard suite's 5000-step
+``PolicyWarmStart``, a larger factor learns faster without that fall, on Acrobot -> heavy: the near pair where
+``finetune`` keeps its jumpstart but stays flat near -120 and reaches the threshold (-100) no sooner than 0.80 of
+scratch's (censored) time. ``finetune`` as the standard suite defines it, with the pretrained groups at x0.3 and x1;
+its x0.1 and scratch runs are configured exactly as the standard suite's (so they can be copied over).
+
+    python benchmarks/warm_start_lr.py --out benchmarks/results/warm_start_lr
+
+writes ``report.md``, ``summary.json`` and ``plots/`` (finished runs are reused).
+"""
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from sb3_transfer.bench.report import write_report
+from sb3_transfer.bench.runner import run_suite
+from sb3_transfer.bench.suites import METHODS, PAIRS, Suite
+
+SUITE = Suite(
+    "warm-start-lr",
+    (PAIRS["acrobot-heavy"],),
+    (
+        METHODS["scratch"],
+        replace(METHODS["finetune"], name="lr0.1", description="finetune (lr x0.1)"),
+        *(
+            replace(METHODS["finetune"], name=f"lr{scale}", lr_scale={"*": scale}, description=f"finetune at lr x{scale}")
+            for scale in (0.3, 1.0)
+        ),
+    ),
+    (0, 1, 2, 3, 4),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="sb3t-bench/warm_start_lr")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    out = Path(args.out)
+    started = time.time()
+    run_suite(SUITE, out, workers=args.workers)
+    write_report(SUITE, out, f"python benchmarks/warm_start_lr.py --out {args.out}", time.time() - started)
+
+
+if __name__ == "__main__":
+    main()
