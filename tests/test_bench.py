@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sb3_transfer.bench.report import write_report
-from sb3_transfer.bench.runner import Run, run_config, run_path, run_suite, run_warm_start
+from sb3_transfer.bench.runner import Run, run_config, run_path, run_suite, run_warm_start, source_path
 from sb3_transfer.bench.stats import aggregate_poi, iqm, probability_of_improvement, stratified_bootstrap_ci
 from sb3_transfer.bench.suites import METHODS, PAIRS, SUITES, Method
 from sb3_transfer.cli import main
@@ -190,6 +190,30 @@ def test_a_finished_run_made_with_other_settings_is_not_reused(tmp_path):
         run_suite(replace(suite, methods=(suite.methods[0], changed)), tmp_path, workers=1, log=lambda _: None)
     # The description is not a setting: the finished runs are reused.
     run_suite(replace(suite, methods=(suite.methods[0], replace(suite.methods[1], description="new words"))), tmp_path)
+
+
+def test_saved_settings_hold_the_resolved_hyperparameters_and_the_source(tmp_path):
+    suite = _tiny_suite()
+    run_suite(suite, tmp_path, workers=1, log=lambda _: None)
+    run = Run(suite.pairs[0], suite.methods[1], 0)
+    saved = run_path(tmp_path, run).with_name("config.json")
+    config = json.loads(saved.read_text())
+    assert config["hyperparams"]["batch_size"] == 64  # rl-zoo3's CartPole setting, resolved
+    assert config["source"] == source_path(tmp_path, run.pair).name and (tmp_path / "sources" / config["source"]).exists()
+    # Another rl-zoo3 tuning the task differently: the finished run is not taken for one of this suite.
+    saved.write_text(json.dumps({**config, "hyperparams": {**config["hyperparams"], "batch_size": 32}}))
+    with pytest.raises(TransferConfigError, match=r"finetune/seed0 \(hyperparams\)"):
+        run_suite(suite, tmp_path, workers=1, log=lambda _: None)
+
+
+def test_a_function_among_the_settings_is_written_by_its_name():
+    def schedule(progress):
+        return 1e-4 * progress
+
+    method = Method("scheduled", None, hyperparams={"learning_rate": schedule})
+    config = run_config(Run(PAIRS["cartpole-longpole"], method, 0))
+    assert config["method"]["hyperparams"]["learning_rate"].endswith("schedule")
+    assert config == run_config(Run(PAIRS["cartpole-longpole"], method, 0))  # no address: the same each time
 
 
 def test_unreadable_saved_settings_are_named(tmp_path):

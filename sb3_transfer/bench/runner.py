@@ -4,8 +4,8 @@ Workers get what they need as bytes and return their results as bytes: a source 
 ``evaluations.npz`` (SB3's format, with the evaluation at timestep 0). Only this process writes files, each by an
 atomic rename to ``<out>/sources/...`` or ``<out>/runs/<pair>/<method>/seed<k>/evaluations.npz``, so a Ray cluster needs
 no shared file system and an interrupted suite resumes by skipping the runs whose file exists. Each run's settings are
-written beside it (``config.json``): a finished run made with other settings than the suite's fails the suite instead
-of being reused.
+written beside it (``config.json``, see :func:`run_config`): a finished run made with other settings than the suite's
+fails the suite instead of being reused.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import logging
 import os
 import tempfile
 import time
+import types
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -40,13 +41,21 @@ class Run:
         return f"{self.pair.name}/{self.method.name}/seed{self.seed}"
 
 
+def _setting(value: Any) -> str:
+    """How a setting JSON cannot hold is written: a function by its dotted name (its repr holds an address that
+    changes from run to run; closures of one function thus look alike), anything else by its repr."""
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+        return f"{value.__module__}.{value.__qualname__}"
+    return repr(value)
+
+
 def source_path(out: Path, pair: Pair) -> Path:
     """
     Where a pair's source agent is cached: shared by the pairs that train it alike (source task, algo, budget, policy
     and hyperparameters; the last two by a digest in the name).
     """
     recipe = json.dumps(
-        {"policy": pair.policy, "hyperparams": pair_hyperparams(pair, pair.source_env)}, sort_keys=True, default=repr
+        {"policy": pair.policy, "hyperparams": pair_hyperparams(pair, pair.source_env)}, sort_keys=True, default=_setting
     )
     digest = hashlib.sha1(recipe.encode()).hexdigest()[:8]
     return out / "sources" / f"{pair.algo}-{pair.source_env.replace('/', '-')}-{pair.source_steps}-{digest}.zip"
@@ -59,13 +68,18 @@ def run_path(out: Path, run: Run) -> Path:
 def run_config(run: Run) -> dict[str, Any]:
     """
     What a run's result depends on: its pair's and method's settings (not their names) and its seed; the method's
-    ``warm_start`` as the run holds it (:func:`run_warm_start`), however it was given.
+    ``warm_start`` as the run holds it (:func:`run_warm_start`), however it was given; the hyperparameters it is
+    built with (rl-zoo3's, resolved: another rl-zoo3 may tune differently); for a transfer run, the cached source's
+    file name (which holds a digest of how the source was trained).
     """
     pair = {k: v for k, v in asdict(run.pair).items() if k != "name"}
     method = {k: v for k, v in asdict(run.method).items() if k not in ("name", "description", "scale_warm_start")}
     method["warm_start"] = run_warm_start(run)
-    # Round-tripped through JSON (classes by their repr), as it is compared with the saved one.
-    return json.loads(json.dumps({"pair": pair, "method": method, "seed": run.seed}, sort_keys=True, default=repr))
+    config = {"pair": pair, "method": method, "seed": run.seed, "hyperparams": run_hyperparams(run)}
+    if run.method.transfer is not None:
+        config["source"] = source_path(Path(), run.pair).name
+    # Round-tripped through JSON, as it is compared with the saved one.
+    return json.loads(json.dumps(config, sort_keys=True, default=_setting))
 
 
 def _check_finished(out: Path, runs: list[Run], configs: dict[str, dict[str, Any]]) -> None:
@@ -86,6 +100,8 @@ def _check_finished(out: Path, runs: list[Run], configs: dict[str, dict[str, Any
             )
             if old["seed"] != new["seed"]:
                 changed.append("seed")
+            # Recorded since the runner resolved them: compared where the saved settings have them.
+            changed += [key for key in ("hyperparams", "source") if key in old and old[key] != new.get(key)]
         except (ValueError, KeyError, TypeError, AttributeError):
             changed = [f"unreadable {saved.name}"]
         if changed:
