@@ -261,6 +261,8 @@ class PolicyWarmStart(TransferCallback):
     - A policy without pretrained weights is left alone, so the scratch twin of a config stays a plain scratch run.
     - The exploration rate is the model's: with SB3's schedule from 1.0 the buffer fills mostly with random actions
       (``load_and_adapt`` starts epsilon at its final value when the head is carried over).
+    - SB3 itself acts at random for the model's first ``learning_starts`` timesteps; the callback does not change that
+      (rl-zoo3's CartPole settings: 1000), so the pretrained policy acts from then on.
 
     :param steps: Timesteps to hold learning for; by default :func:`warm_start_steps` of the model (5000 timesteps at
         rl-zoo3's LunarLander sampling, scaled to the model's), set when ``learn()`` hands the callback its model.
