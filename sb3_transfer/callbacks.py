@@ -16,7 +16,7 @@ import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.type_aliases import TrainFrequencyUnit
+from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_transfer.errors import TransferConfigError
@@ -63,6 +63,11 @@ def warm_start_steps(model: BaseAlgorithm, steps: float = WARM_START_STEPS) -> i
         raise TransferConfigError(
             f"warm_start_steps: {type(model).__name__} has no replay sampling (give an off-policy model)."
         )
+    if not isinstance(train_freq, TrainFreq):
+        raise TransferConfigError(
+            f"warm_start_steps: the model's train_freq={train_freq!r} is not set up yet (a model built with "
+            "_init_setup_model=False: call its _convert_train_freq() first)."
+        )
     if model.gradient_steps < 0:  # as many gradient steps as timesteps collected
         draws = float(model.batch_size)
     elif train_freq.unit == TrainFrequencyUnit.EPISODE:
@@ -73,7 +78,12 @@ def warm_start_steps(model: BaseAlgorithm, steps: float = WARM_START_STEPS) -> i
 
 
 class TransferCallback(BaseCallback):
-    """Base class: access to the transfer policy, and logging of frozen groups and learning rates."""
+    """
+    Base class: access to the transfer policy, and logging of frozen groups and learning rates.
+
+    A callback's state belongs to the model it was last handed: handed another model by ``learn()``, it starts afresh
+    (also when handed back a model it had before).
+    """
 
     _for: Any = None  # the model whose training the callback's state belongs to
 
@@ -164,8 +174,8 @@ class GradualUnfreeze(TransferCallback):
     ``order="top_down"`` the group nearest the head goes first, with ``"bottom_up"`` the one nearest the input. With
     ``warmup``, a newly unfrozen group's learning rate rises linearly from 0 to its full value over that many
     timesteps, so that large first updates do not wreck it. With ``delay``, the schedule starts that many timesteps
-    after the start of training (give a :class:`PolicyWarmStart`'s ``steps``, so that no group is unfrozen while
-    learning is held).
+    after the start of training (give the :class:`PolicyWarmStart`'s hold, ``warm_start_steps(model)`` for its default,
+    so that no group is unfrozen while learning is held).
 
     :param every: Timesteps between two unfreezings, counted from the start of training (plus ``delay``).
     :param order: ``"top_down"`` or ``"bottom_up"``.
@@ -257,7 +267,8 @@ class PolicyWarmStart(TransferCallback):
       by another callback or loaded learns at its full rates; after a ``learn()`` interrupted between a rollout and
       its training phase, at most the next training phase is held.
     - It counts timesteps of training across ``learn()`` calls of the same model; a new model starts a new hold.
-    - :class:`GradualUnfreeze` and its warm-ups wait for the release.
+    - :class:`GradualUnfreeze` and its warm-ups wait for the release when given ``delay`` equal to the hold
+      (``warm_start_steps(model)`` for the default hold).
     - A policy without pretrained weights is left alone, so the scratch twin of a config stays a plain scratch run.
     - The exploration rate is the model's: with SB3's schedule from 1.0 the buffer fills mostly with random actions
       (``load_and_adapt`` starts epsilon at its final value when the head is carried over).

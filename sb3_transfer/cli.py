@@ -255,6 +255,8 @@ def _train(args: argparse.Namespace) -> int:
             schedules.append(PolicyWarmStart(hold, verbose=1))
         return schedules
 
+    if args.warm_start != "auto" and args.warm_start < 0:
+        raise TransferConfigError(f"--warm-start {args.warm_start}: give a number of timesteps >= 0, or 'auto'.")
     # Built first: a bad setting fails before anything is written (an automatic warm start needs the model).
     schedules = schedules_for(0 if args.warm_start == "auto" else args.warm_start)
     model, origin = _build(args)

@@ -120,7 +120,8 @@ def test_forgetting_check_on_fixed_curves():
 
 def test_a_failed_run_stops_the_suite_and_keeps_finished_work(tmp_path):
     micro = SUITES["micro"]
-    broken = Method("broken", None, hyperparams={"not_an_argument": 1})
+    # A policy argument the policy does not take: found only when the worker builds the model.
+    broken = Method("broken", None, hyperparams={"policy_kwargs": {"not_an_argument": 1}})
     suite = replace(micro, name="broken", pairs=micro.pairs[:1], methods=(micro.methods[0], broken), seeds=(0,))
     with pytest.raises(TypeError, match="not_an_argument"):
         run_suite(suite, tmp_path, workers=2, log=lambda _: None)
@@ -206,14 +207,35 @@ def test_saved_settings_hold_the_resolved_hyperparameters_and_the_source(tmp_pat
         run_suite(suite, tmp_path, workers=1, log=lambda _: None)
 
 
-def test_a_function_among_the_settings_is_written_by_its_name():
+def _rate(start):
     def schedule(progress):
-        return 1e-4 * progress
+        return start * progress
 
-    method = Method("scheduled", None, hyperparams={"learning_rate": schedule})
-    config = run_config(Run(PAIRS["cartpole-longpole"], method, 0))
-    assert config["method"]["hyperparams"]["learning_rate"].endswith("schedule")
-    assert config == run_config(Run(PAIRS["cartpole-longpole"], method, 0))  # no address: the same each time
+    return schedule
+
+
+def test_a_function_among_the_settings_is_written_by_its_name_and_code():
+    def config(learning_rate):
+        method = Method("scheduled", None, hyperparams={"learning_rate": learning_rate})
+        return run_config(Run(PAIRS["cartpole-longpole"], method, 0))
+
+    first = config(_rate(1e-3))
+    assert "_rate.<locals>.schedule#" in first["method"]["hyperparams"]["learning_rate"]
+    assert first == config(_rate(1e-3))  # no address: the same each time it is computed
+    assert first != config(_rate(1e-4))  # what the closure captured counts
+    assert first != config(lambda progress: 1e-3 * progress)
+
+
+def test_hyperparameters_that_build_no_model_name_the_run(tmp_path):
+    micro = SUITES["micro"]
+    for method in micro.methods[:2]:  # scratch holds nothing, finetune's hold reads the sampling settings
+        typo = replace(method, hyperparams={"batchsize": 32})
+        with pytest.raises(
+            TransferConfigError, match=rf"run cartpole-longpole/{method.name}/seed0: its hyperparameters .*batch"
+        ):
+            methods = (typo,) if method.transfer is None else (micro.methods[0], typo)
+            run_suite(replace(micro, methods=methods), tmp_path, log=lambda _: None)
+    assert not (tmp_path / "sources").exists()
 
 
 def test_unreadable_saved_settings_are_named(tmp_path):

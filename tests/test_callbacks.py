@@ -216,7 +216,7 @@ def test_gradual_unfreeze_waits_for_the_warm_start(cartpole_zip):
     "sampling, n_envs, draws",
     [
         (dict(batch_size=128, train_freq=4, gradient_steps=-1), 1, 128),  # rl-zoo3's LunarLander: the measured setting
-        (dict(batch_size=128, train_freq=4, gradient_steps=4), 1, 128),  # its Acrobot
+        (dict(batch_size=128, train_freq=4, gradient_steps=4), 1, 128),  # a gradient step per timestep, counted
         (dict(batch_size=64, train_freq=256, gradient_steps=128), 1, 32),  # its CartPole
         (dict(batch_size=128, train_freq=4, gradient_steps=1), 4, 8),  # 16 timesteps per rollout
         (dict(batch_size=32, train_freq=(2, "episode"), gradient_steps=-1), 1, 32),  # a gradient step per timestep
@@ -237,6 +237,8 @@ def test_warm_start_steps_needs_an_off_policy_model():
         warm_start_steps(PPO("MlpPolicy", "CartPole-v1", device="cpu"))
     with pytest.raises(TransferConfigError, match="warm_start_steps steps=-1"):
         warm_start_steps(make(), -1)
+    with pytest.raises(TransferConfigError, match="train_freq=4 is not set up yet"):
+        warm_start_steps(DQN("MlpPolicy", "CartPole-v1", train_freq=4, _init_setup_model=False))
 
 
 def test_policy_warm_start_by_default_holds_for_each_models_sampling(cartpole_zip):

@@ -83,21 +83,13 @@ def test_train_writes_rl_zoo_layout_and_metrics(source, tmp_path, capsys):
 
 def test_train_warm_start_auto_follows_the_models_sampling(source, tmp_path, capsys):
     # rl-zoo3's CartPole settings draw 32 transitions per timestep: a quarter of the 5000-step warm start.
-    common = [
-        "--steps",
-        "100",
-        "--eval-freq",
-        "100",
-        "--n-eval-episodes",
-        "1",
-        "--log-dir",
-        str(tmp_path),
-        "--no-progress-bar",
-    ]
-    assert main(["train", str(source), "CartPole-v1", "--warm-start", "auto", "--unfreeze-every", "50", *common]) == 0
+    common = ["--eval-freq", "2000", "--n-eval-episodes", "1", "--log-dir", str(tmp_path), "--no-progress-bar"]
+    args = ["train", str(source), "CartPole-v1", "--warm-start", "auto", "--unfreeze-every", "50", "--steps", "1400"]
+    assert main([*args, *common]) == 0
     printed = capsys.readouterr().out
     assert "holds learning (the pretrained policy acts) for 1250 timesteps at timestep 0" in printed
-    assert "unfroze" not in printed  # the unfreezing schedule waits for the release
+    # The unfreezing schedule starts at the release: its first step comes 50 timesteps after it.
+    assert printed.index("unfroze") == printed.index("unfroze trunk.1 at timestep 1300")
     with pytest.raises(SystemExit):
         main(["train", str(source), "CartPole-v1", "--warm-start", "lots", *common])
     assert "--warm-start: 'lots': give a number of timesteps or 'auto'" in capsys.readouterr().err
@@ -112,7 +104,11 @@ def test_train_warm_start_auto_follows_the_models_sampling(source, tmp_path, cap
         (["adapt", "{src}", "NoSuchEnv-v0", "-o", "{tmp}/x.zip"], "NoSuchEnv"),
         (["adapt", "{src}", "Pendulum-v1", "-o", "{tmp}/x.zip"], "Discrete"),
         (["train", "{src}", "CartPole-v1", "--freeze", "trunk.9", "--log-dir", "{tmp}"], "matches no layer group"),
-        (["train", "{src}", "CartPole-v1", "--warm-start", "-5", "--log-dir", "{tmp}"], "PolicyWarmStart steps=-5"),
+        (["train", "{src}", "CartPole-v1", "--warm-start", "-5", "--log-dir", "{tmp}"], "--warm-start -5: give a number"),
+        (
+            ["train", "{src}", "CartPole-v1", "--warm-start", "-5", "--unfreeze-every", "9", "--log-dir", "{tmp}"],
+            "--warm-start -5",
+        ),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(source, tmp_path, capsys, args, message):

@@ -41,10 +41,24 @@ class Run:
         return f"{self.pair.name}/{self.method.name}/seed{self.seed}"
 
 
+def _code(code: types.CodeType) -> bytes:
+    # A code object's repr holds an address; its bytecode and constants (nested code by its own) do not.
+    consts = [_code(c) if isinstance(c, types.CodeType) else repr(c).encode() for c in code.co_consts]
+    return code.co_code + b"|".join(consts) + repr(code.co_names).encode()
+
+
 def _setting(value: Any) -> str:
-    """How a setting JSON cannot hold is written: a function by its dotted name (its repr holds an address that
-    changes from run to run; closures of one function thus look alike), anything else by its repr."""
-    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+    """
+    How a setting JSON cannot hold is written. A function: by its dotted name and a digest of its code, defaults and
+    closure (its repr holds an address that changes from process to process, and two closures of one factory differ
+    only in what they captured). Anything else: by its repr (one that holds an address makes the run count as changed
+    every time, which is the safe side).
+    """
+    if isinstance(value, types.FunctionType):
+        captured = [cell.cell_contents for cell in value.__closure__ or ()]
+        parts = _code(value.__code__) + json.dumps([value.__defaults__, captured], default=_setting).encode()
+        return f"{value.__module__}.{value.__qualname__}#{hashlib.sha1(parts).hexdigest()[:8]}"
+    if isinstance(value, types.BuiltinFunctionType):
         return f"{value.__module__}.{value.__qualname__}"
     return repr(value)
 
@@ -126,24 +140,35 @@ def run_hyperparams(run: Run) -> dict:
     return {**pair_hyperparams(run.pair, run.pair.target_env), **run.method.hyperparams}
 
 
+def check_hyperparams(run: Run) -> Any:
+    """
+    A run's algorithm with its hyperparameters as SB3 reads them, without networks or buffer (cheap): a hyperparameter
+    SB3 does not take fails here, before any training, naming the run.
+    """
+    from sb3_transfer.adapt import ALGOS
+
+    hyperparams = {k: v for k, v in run_hyperparams(run).items() if k != "policy_kwargs"}
+    try:
+        model = ALGOS[run.pair.algo]("MlpPolicy", run.pair.target_env, device="cpu", _init_setup_model=False, **hyperparams)
+        model._convert_train_freq()
+    except (TypeError, ValueError) as error:
+        raise TransferConfigError(f"run {run.key}: its hyperparameters do not build a model: {error}") from None
+    model.env.close()
+    return model
+
+
 def run_warm_start(run: Run) -> int:
     """
     Timesteps of a run's :class:`~sb3_transfer.callbacks.PolicyWarmStart`: its method's ``warm_start``, scaled to the
     run's sampling by :func:`~sb3_transfer.callbacks.warm_start_steps` if the method says so (0 for scratch).
     """
-    from sb3_transfer.adapt import ALGOS
     from sb3_transfer.callbacks import warm_start_steps
 
     if run.method.transfer is None or not run.method.warm_start:
         return 0
     if not run.method.scale_warm_start:
         return run.method.warm_start
-    hyperparams = {k: v for k, v in run_hyperparams(run).items() if k != "policy_kwargs"}
-    # The sampling settings as SB3 reads them, without building the networks or the buffer.
-    model = ALGOS[run.pair.algo]("MlpPolicy", run.pair.target_env, device="cpu", _init_setup_model=False, **hyperparams)
-    model._convert_train_freq()
-    model.env.close()
-    return warm_start_steps(model, run.method.warm_start)
+    return warm_start_steps(check_hyperparams(run), run.method.warm_start)
 
 
 def train_source(pair: Pair) -> bytes:
@@ -162,12 +187,15 @@ def train_source(pair: Pair) -> bytes:
         return (Path(tmp) / "source.zip").read_bytes()
 
 
-def execute(run: Run, source: bytes | None) -> bytes:
+def execute(run: Run, source: bytes | None, hyperparams: dict | None = None, hold: int | None = None) -> bytes:
     """
     Train one run on its target task with evaluation at 0 and every ``eval_freq`` timesteps.
 
     :param run: The run.
     :param source: The pair's source ``.zip`` (``None`` for scratch).
+    :param hyperparams: The run's hyperparameters (:func:`run_hyperparams`), as the process that records the run's
+        settings resolved them (a worker elsewhere may have another rl-zoo3); resolved here if not given.
+    :param hold: The run's warm start (:func:`run_warm_start`), likewise.
     :return: The run's ``evaluations.npz``.
     """
     import torch as th
@@ -180,7 +208,8 @@ def execute(run: Run, source: bytes | None) -> bytes:
 
     th.set_num_threads(1)
     pair, method = run.pair, run.method
-    hyperparams = run_hyperparams(run)
+    hyperparams = dict(run_hyperparams(run) if hyperparams is None else hyperparams)
+    hold = run_warm_start(run) if hold is None else hold
     with tempfile.TemporaryDirectory() as tmp:
         if method.transfer is None:
             policy = TransferQRDQNPolicy if pair.algo == "qrdqn" else TransferDQNPolicy
@@ -219,7 +248,6 @@ def execute(run: Run, source: bytes | None) -> bytes:
             warn=False,
         )
         callbacks: list[BaseCallback] = [evaluation]
-        hold = run_warm_start(run)
         if method.transfer is not None and method.unfreeze_fraction:
             every = max(1, int(pair.target_steps * method.unfreeze_fraction))
             callbacks.append(GradualUnfreeze(every=every, delay=hold))
@@ -370,9 +398,13 @@ def run_suite(
     check_methods(suite)
     check_envs(suite)
     runs = [Run(p, m, s) for p in suite.pairs for m in suite.methods for s in suite.seeds]
-    configs = {run.key: run_config(run) for run in runs}  # before any training: a setting JSON cannot hold fails now
+    for run in runs[:: len(suite.seeds)]:  # one per pair and method
+        check_hyperparams(run)
+    configs = {run.key: run_config(run) for run in runs}  # before any training: bad hyperparameters fail now
     _check_finished(out, [r for r in runs if run_path(out, r).exists()], configs)
     todo = [r for r in runs if not run_path(out, r).exists()]
+    # Resolved here, as recorded, and handed to the workers.
+    resolved = {run.key: (run_hyperparams(run), run_warm_start(run)) for run in todo}
     source_of = {pair.name: source_path(out, pair) for pair in suite.pairs}  # once per pair: it reads rl-zoo3's file
     waiting: dict[Path, list[Run]] = {}  # transfer runs by the source they need
     for run in todo:
@@ -389,9 +421,9 @@ def run_suite(
             jobs.submit(path, train_source, waiting[path][0].pair)
         for run in todo:
             if run.method.transfer is None:
-                jobs.submit(run, execute, run, None)
+                jobs.submit(run, execute, run, None, *resolved[run.key])
             elif source_of[run.pair.name] in sources:
-                jobs.submit(run, execute, run, sources[source_of[run.pair.name]])
+                jobs.submit(run, execute, run, sources[source_of[run.pair.name]], *resolved[run.key])
         n_sources = n_runs = 0
         failure: Exception | None = None
         while jobs.pending:
@@ -409,7 +441,7 @@ def run_suite(
                 log(f"  source {n_sources}/{len(to_train)}: {key.name} ({time.time() - started:.0f}s)")
                 if failure is None:
                     for run in waiting[key]:
-                        jobs.submit(run, execute, run, data)
+                        jobs.submit(run, execute, run, data, *resolved[run.key])
             else:
                 _write(run_path(out, key).with_name("config.json"), json.dumps(configs[key.key], indent=1).encode())
                 _write(run_path(out, key), data)
