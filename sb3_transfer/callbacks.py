@@ -16,6 +16,7 @@ import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -58,11 +59,11 @@ def warm_start_steps(model: BaseAlgorithm, steps: float = WARM_START_STEPS) -> i
     :return: Timesteps, for :class:`PolicyWarmStart` (and ``GradualUnfreeze``'s ``delay``).
     """
     steps = _timesteps(steps, "warm_start_steps steps")
-    train_freq = getattr(model, "train_freq", None)
-    if train_freq is None or not hasattr(model, "batch_size"):
+    if not isinstance(model, OffPolicyAlgorithm):
         raise TransferConfigError(
             f"warm_start_steps: {type(model).__name__} has no replay sampling (give an off-policy model)."
         )
+    train_freq = model.train_freq
     if not isinstance(train_freq, TrainFreq):
         raise TransferConfigError(
             f"warm_start_steps: the model's train_freq={train_freq!r} is not set up yet (a model built with "

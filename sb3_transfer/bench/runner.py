@@ -145,15 +145,19 @@ def check_hyperparams(run: Run) -> Any:
     A run's algorithm with its hyperparameters as SB3 reads them, without networks or buffer (cheap): a hyperparameter
     SB3 does not take fails here, before any training, naming the run.
     """
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
     from sb3_transfer.adapt import ALGOS
 
+    algo = cast("Callable[..., OffPolicyAlgorithm]", ALGOS[run.pair.algo])  # DQN and QRDQN take _init_setup_model
     hyperparams = {k: v for k, v in run_hyperparams(run).items() if k != "policy_kwargs"}
     try:
-        model = ALGOS[run.pair.algo]("MlpPolicy", run.pair.target_env, device="cpu", _init_setup_model=False, **hyperparams)
+        model = algo("MlpPolicy", run.pair.target_env, device="cpu", _init_setup_model=False, **hyperparams)
         model._convert_train_freq()
     except (TypeError, ValueError) as error:
         raise TransferConfigError(f"run {run.key}: its hyperparameters do not build a model: {error}") from None
-    model.env.close()
+    if model.env is not None:
+        model.env.close()
     return model
 
 
