@@ -107,6 +107,39 @@ def test_ray_address_without_ray_installed(tmp_path, monkeypatch):
         run_suite(_tiny_suite(), tmp_path, ray_address="auto")
 
 
+@pytest.mark.parametrize(
+    "censored, scratch_censored, bound",
+    [
+        ([0, 0, 0, 0, 0], [0, 0, 0, 0, 1], ""),  # 5 runs: the IQM cuts one from each end, the censored one with it
+        ([0, 0, 0, 0, 0], [0, 0, 0, 1, 1], "<="),  # scratch's IQM holds a censored time: its true time is longer
+        ([1, 1, 0, 0, 0], [0, 0, 0, 0, 0], ">="),
+        ([1, 1, 1, 0, 0], [1, 1, 1, 1, 1], "?"),
+        ([0, 0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1, 1], ""),  # 8 runs: two cut from each end
+    ],
+)
+def test_time_ratio_bound_with_censored_runs(censored, scratch_censored, bound):
+    from sb3_transfer.bench.report import ratio_bound
+
+    assert ratio_bound(censored, scratch_censored) == bound
+
+
+@pytest.mark.parametrize(
+    "ratio, bound, verdict",
+    [
+        (0.2, "", "yes (0.20)"),
+        (0.2, "<=", "yes (<=0.20)"),
+        (0.5, "", "**no** (0.50)"),
+        (0.5, ">=", "**no** (>=0.50)"),
+        (0.5, "<=", "unknown (<=0.50: scratch's time is censored)"),
+        (0.8, "?", "unknown (0.80: neither reaches the threshold in most seeds)"),
+    ],
+)
+def test_time_check_says_what_a_bound_can_tell(ratio, bound, verdict):
+    from sb3_transfer.bench.report import _time_check
+
+    assert _time_check(ratio, bound) == verdict
+
+
 def test_forgetting_check_on_fixed_curves():
     from sb3_transfer.bench.report import _forgetting
 
