@@ -147,7 +147,8 @@ def _targets(summary: dict[str, Any]) -> list[str]:
     lines += [
         "Per pair and transfer method: positive jumpstart (its CI above 0); time to threshold at most a third of "
         "scratch's (IQM; with censored runs in an IQM the ratio is only a bound: <= when scratch's time is censored, "
-        ">= when the method's is, ? when both are, and a bound that cannot settle the check says unknown); no forgetting (the IQM curve never below the CI of its first evaluation: lowest point vs CI); "
+        ">= when the method's is, ? when both are, and a bound that cannot settle the check says unknown); no forgetting "
+        "(the IQM curve never below the CI of its first evaluation: lowest point vs CI); "
         "not worse than scratch (the CI of P(final > scratch) reaches 0.5).",
         "",
         "| pair | method | jumpstart > 0 | time ratio <= 1/3 | no forgetting (lowest vs CI of first) | not worse |",
@@ -189,7 +190,8 @@ def markdown(summary: dict[str, Any]) -> str:
             poi = row["poi_final"]
             lines.append(
                 f"| {method} | {_ci(row['jumpstart'])} | {_ci(row['time_to_threshold'], 0)}{censored} | "
-                f"{row['time_to_threshold_ratio_bound']}{row['time_to_threshold_ratio']:.2f} | {_ci(row['auc'])} | {_ci(row['final'])} | {_ci(row['dip'])} | "
+                f"{row['time_to_threshold_ratio_bound']}{row['time_to_threshold_ratio']:.2f} | {_ci(row['auc'])} | "
+                f"{_ci(row['final'])} | {_ci(row['dip'])} | "
                 f"{poi['value']:.2f} [{poi['low']:.2f}, {poi['high']:.2f}] |"
             )
     lines += _targets(summary)
