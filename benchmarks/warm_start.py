@@ -1,5 +1,6 @@
 """How long the pretrained policy should fill the replay buffer before fine-tuning starts: the evidence behind the
-5000-step ``PolicyWarmStart`` of the benchmarks' ``finetune`` method.
+``PolicyWarmStart`` of the benchmarks' ``finetune`` method (5000 steps at 128 transitions drawn per step, scaled to
+each pair's sampling).
 
 The five near pairs of the ``standard`` suite at its budgets and seeds (5); ``finetune`` as the suite defines it
 (everything carried over, lr x0.1, epsilon from its final value) with a warm start of 0, 2000 and 5000 steps as given
@@ -11,7 +12,8 @@ deterministic given seed and config).
 
     python benchmarks/warm_start.py --out benchmarks/results/warm_start
 
-writes ``report.md``, ``summary.json`` and ``plots/`` (finished runs are reused), and ``report-short-hold.md`` /
+writes ``report.md``, ``summary.json`` and ``plots/`` (finished runs are reused; in the committed folder, ``ws2k`` and
+seeds 0-4 of ``ws1250`` came from pilots of exactly these configurations: benchmarks/results/README.md), and ``report-short-hold.md`` /
 ``summary-short-hold.json`` for a 1250-step hold on the CartPole pairs: rl-zoo3's CartPole settings sample 32
 transitions per environment step (batch 64, 128 gradient steps every 256 steps) where its LunarLander and Acrobot
 settings sample 128 (batch 128, one gradient step per step), so a hold scaled to the sampling would be a quarter
