@@ -13,7 +13,8 @@ deterministic given seed and config).
     python benchmarks/warm_start.py --out benchmarks/results/warm_start
 
 writes ``report.md``, ``summary.json`` and ``plots/`` (finished runs are reused; in the committed folder, ``ws2k`` and
-seeds 0-4 of ``ws1250`` came from pilots of exactly these configurations: benchmarks/results/README.md), and ``report-short-hold.md`` /
+seeds 0-4 of ``ws1250`` came from pilots of exactly these configurations: benchmarks/results/README.md), and
+``report-short-hold.md`` /
 ``summary-short-hold.json`` for a 1250-step hold on the CartPole pairs: rl-zoo3's CartPole settings sample 32
 transitions per environment step (batch 64, 128 gradient steps every 256 steps) where its LunarLander and Acrobot
 settings sample 128 (batch 128, one gradient step per step), so a hold scaled to the sampling would be a quarter
