@@ -10,29 +10,14 @@ writes ``report.md``, ``summary.json`` and ``plots/`` (finished runs are reused;
 exactly this configuration: benchmarks/results/README.md).
 """
 
-import argparse
-import time
 from dataclasses import replace
-from pathlib import Path
 
-from sb3_transfer.bench.report import write_report
-from sb3_transfer.bench.runner import run_suite
+import ablation
 from sb3_transfer.bench.suites import METHODS, PAIRS, Suite
 
 PAIR = replace(PAIRS["acrobot-heavy"], target_steps=100_000, eval_freq=10_000, n_eval_episodes=20)
 SUITE = Suite("acrobot-heavy-reach", (PAIR,), (METHODS["scratch"], METHODS["finetune"]), (0, 1))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="sb3t-bench/acrobot_heavy_reach")
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
-    out = Path(args.out)
-    started = time.time()
-    run_suite(SUITE, out, workers=args.workers)
-    write_report(SUITE, out, f"python benchmarks/acrobot_heavy_reach.py --out {args.out}", time.time() - started)
-
-
 if __name__ == "__main__":
-    main()
+    ablation.main(SUITE, "acrobot_heavy_reach", __doc__)

@@ -12,13 +12,9 @@ otherwise: epsilon from 1.0 (SB3's schedule, as scratch has it; ``eps1``), the p
 writes ``report.md``, ``summary.json`` and ``plots/`` (finished runs are reused).
 """
 
-import argparse
-import time
 from dataclasses import replace
-from pathlib import Path
 
-from sb3_transfer.bench.report import write_report
-from sb3_transfer.bench.runner import run_suite
+import ablation
 from sb3_transfer.bench.suites import METHODS, PAIRS, Suite
 
 FINETUNE = METHODS["finetune"]
@@ -37,16 +33,5 @@ SUITE = Suite(
 )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="sb3t-bench/cross_space_settings")
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
-    out = Path(args.out)
-    started = time.time()
-    run_suite(SUITE, out, workers=args.workers)
-    write_report(SUITE, out, f"python benchmarks/cross_space_settings.py --out {args.out}", time.time() - started)
-
-
 if __name__ == "__main__":
-    main()
+    ablation.main(SUITE, "cross_space_settings", __doc__)
