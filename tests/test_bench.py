@@ -65,6 +65,9 @@ def test_micro_suite_runs_resumes_and_reports(tmp_path):
     )
     report = (tmp_path / "report.md").read_text()
     assert "## Aggregate over pairs" in report and "| cartpole-longpole | finetune |" in report.split("## Targets")[1]
+    # The hold each pair's runs used: micro's 100 timesteps at 128 draws, a quarter at rl-zoo3's CartPole sampling.
+    assert saved["pairs"]["cartpole-longpole"]["warm_start"] == {"finetune": 25}
+    assert "Warm start (`PolicyWarmStart`) on this pair: `finetune` 25 timesteps." in report
 
 
 def test_bench_command_errors(capsys):

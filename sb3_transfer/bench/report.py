@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from sb3_transfer.bench.runner import Run, run_path
+from sb3_transfer.bench.runner import Run, run_path, run_warm_start
 from sb3_transfer.bench.stats import aggregate_poi, iqm, probability_of_improvement, stratified_bootstrap_ci
 from sb3_transfer.bench.suites import Suite
 from sb3_transfer.errors import TransferError
@@ -72,6 +72,8 @@ def summarise(suite: Suite, out: Path, n_bootstrap: int = 2000) -> dict[str, Any
             row["forgetting"] = _forgetting(cell, n_bootstrap)
             rows[method.name] = row
         pairs[pair.name] = {"target": pair.target_env, "source": pair.source_env, "methods": rows}
+        holds = {m.name: run_warm_start(Run(pair, m, suite.seeds[0])) for m in suite.methods}
+        pairs[pair.name]["warm_start"] = {name: hold for name, hold in holds.items() if hold}
 
     def normalised(method: str, name: str) -> list[np.ndarray]:
         return [
@@ -182,6 +184,9 @@ def markdown(summary: dict[str, Any]) -> str:
     lines += ["", "Methods: " + "; ".join(f"`{k}`: {v}" for k, v in summary["methods"].items())]
     for name, pair in summary["pairs"].items():
         lines += ["", f"## {name}: {pair['source']} -> {pair['target']}", ""]
+        if pair.get("warm_start"):
+            held = ", ".join(f"`{m}` {hold} timesteps" for m, hold in pair["warm_start"].items())
+            lines += [f"Warm start (`PolicyWarmStart`) on this pair: {held}.", ""]
         lines += ["| method | jumpstart | time to threshold | (ratio to scratch) | AUC | final | dip | P(> scratch), final |"]
         lines += ["| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for method, row in pair["methods"].items():
