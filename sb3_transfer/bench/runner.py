@@ -79,17 +79,21 @@ def run_path(out: Path, run: Run) -> Path:
     return out / "runs" / run.key / "evaluations.npz"
 
 
-def run_config(run: Run) -> dict[str, Any]:
+def run_config(run: Run, resolved: tuple[dict, int] | None = None) -> dict[str, Any]:
     """
     What a run's result depends on: its pair's and method's settings (not their names) and its seed; the method's
     ``warm_start`` as the run holds it (:func:`run_warm_start`), however it was given; the hyperparameters it is
     built with (rl-zoo3's, resolved: another rl-zoo3 may tune differently); for a transfer run, the cached source's
     file name (which holds a digest of how the source was trained).
+
+    :param run: The run.
+    :param resolved: Its :func:`resolve` (computed here if not given).
     """
+    hyperparams, hold = resolved or resolve(run)
     pair = {k: v for k, v in asdict(run.pair).items() if k != "name"}
     method = {k: v for k, v in asdict(run.method).items() if k not in ("name", "description", "scale_warm_start")}
-    method["warm_start"] = run_warm_start(run)
-    config = {"pair": pair, "method": method, "seed": run.seed, "hyperparams": run_hyperparams(run)}
+    method["warm_start"] = hold
+    config = {"pair": pair, "method": method, "seed": run.seed, "hyperparams": hyperparams}
     if run.method.transfer is not None:
         config["source"] = source_path(Path(), run.pair).name
     # Round-tripped through JSON, as it is compared with the saved one.
@@ -140,17 +144,21 @@ def run_hyperparams(run: Run) -> dict:
     return {**pair_hyperparams(run.pair, run.pair.target_env), **run.method.hyperparams}
 
 
-def check_hyperparams(run: Run) -> Any:
+def check_hyperparams(run: Run, hyperparams: dict | None = None) -> Any:
     """
     A run's algorithm with its hyperparameters as SB3 reads them, without networks or buffer (cheap): a hyperparameter
     SB3 does not take fails here, before any training, naming the run.
+
+    :param run: The run.
+    :param hyperparams: Its :func:`run_hyperparams` (read here if not given).
     """
     from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
     from sb3_transfer.adapt import ALGOS
 
     algo = cast("Callable[..., OffPolicyAlgorithm]", ALGOS[run.pair.algo])  # DQN and QRDQN take _init_setup_model
-    hyperparams = {k: v for k, v in run_hyperparams(run).items() if k != "policy_kwargs"}
+    given = run_hyperparams(run) if hyperparams is None else hyperparams
+    hyperparams = {k: v for k, v in given.items() if k != "policy_kwargs"}
     try:
         model = algo("MlpPolicy", run.pair.target_env, device="cpu", _init_setup_model=False, **hyperparams)
         model._convert_train_freq()
@@ -161,10 +169,13 @@ def check_hyperparams(run: Run) -> Any:
     return model
 
 
-def run_warm_start(run: Run) -> int:
+def run_warm_start(run: Run, model: Any = None) -> int:
     """
     Timesteps of a run's :class:`~sb3_transfer.callbacks.PolicyWarmStart`: its method's ``warm_start``, scaled to the
     run's sampling by :func:`~sb3_transfer.callbacks.warm_start_steps` if the method says so (0 for scratch).
+
+    :param run: The run.
+    :param model: Its :func:`check_hyperparams` model (built here if needed and not given).
     """
     from sb3_transfer.callbacks import warm_start_steps
 
@@ -172,7 +183,13 @@ def run_warm_start(run: Run) -> int:
         return 0
     if not run.method.scale_warm_start:
         return run.method.warm_start
-    return warm_start_steps(check_hyperparams(run), run.method.warm_start)
+    return warm_start_steps(model or check_hyperparams(run), run.method.warm_start)
+
+
+def resolve(run: Run) -> tuple[dict, int]:
+    """A run's hyperparameters and warm start, resolved once and checked (they do not depend on the seed)."""
+    hyperparams = run_hyperparams(run)
+    return hyperparams, run_warm_start(run, check_hyperparams(run, hyperparams))
 
 
 def train_source(pair: Pair) -> bytes:
@@ -402,13 +419,13 @@ def run_suite(
     check_methods(suite)
     check_envs(suite)
     runs = [Run(p, m, s) for p in suite.pairs for m in suite.methods for s in suite.seeds]
-    for run in runs[:: len(suite.seeds)]:  # one per pair and method
-        check_hyperparams(run)
-    configs = {run.key: run_config(run) for run in runs}  # before any training: bad hyperparameters fail now
+    # Before any training (bad hyperparameters fail now), once per pair and method; recorded with each run and handed
+    # to the workers as resolved here.
+    per_cell = {(r.pair.name, r.method.name): resolve(r) for r in runs[:: len(suite.seeds)]}
+    resolved = {r.key: per_cell[r.pair.name, r.method.name] for r in runs}
+    configs = {run.key: run_config(run, resolved[run.key]) for run in runs}
     _check_finished(out, [r for r in runs if run_path(out, r).exists()], configs)
     todo = [r for r in runs if not run_path(out, r).exists()]
-    # Resolved here, as recorded, and handed to the workers.
-    resolved = {run.key: (run_hyperparams(run), run_warm_start(run)) for run in todo}
     source_of = {pair.name: source_path(out, pair) for pair in suite.pairs}  # once per pair: it reads rl-zoo3's file
     waiting: dict[Path, list[Run]] = {}  # transfer runs by the source they need
     for run in todo:
