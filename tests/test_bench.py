@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sb3_transfer.bench.report import write_report
-from sb3_transfer.bench.runner import Run, run_config, run_path, run_suite, run_warm_start, source_path
+from sb3_transfer.bench.runner import Run, run_config, run_hyperparams, run_path, run_suite, run_warm_start, source_path
 from sb3_transfer.bench.stats import aggregate_poi, iqm, probability_of_improvement, stratified_bootstrap_ci
 from sb3_transfer.bench.suites import METHODS, PAIRS, SUITES, Method
 from sb3_transfer.cli import main
@@ -68,6 +68,8 @@ def test_micro_suite_runs_resumes_and_reports(tmp_path):
     # The hold each pair's runs used: micro's 100 timesteps at 128 draws, a quarter at rl-zoo3's CartPole sampling.
     assert saved["pairs"]["cartpole-longpole"]["warm_start"] == {"finetune": 25}
     assert "Warm start (`PolicyWarmStart`) on this pair: `finetune` 25 timesteps." in report
+    # The method that never trains says what its row is: evaluation noise.
+    assert saved["untrained"] == ["zeroshot"] and "`zeroshot` never trains: its policy is the same" in report
 
 
 def test_bench_command_errors(capsys):
@@ -181,7 +183,9 @@ def test_a_method_warm_start_holds_learning_as_a_zero_learning_rate_would(tmp_pa
     held = Method("held", "all", hyperparams=early, warm_start=1_000)  # the pretrained weights never move
     zero = Method("zero", "all", hyperparams=early, lr_scale={"*": 0.0})
     learns = Method("learns", "all", hyperparams=early)
-    suite = replace(micro, name="hold", pairs=(pair,), methods=(micro.methods[0], held, zero, learns), seeds=(0,))
+    untrained = replace(METHODS["zeroshot"], hyperparams=early)  # its own learning_starts wins over the method's
+    methods = (micro.methods[0], held, zero, learns, untrained)
+    suite = replace(micro, name="hold", pairs=(pair,), methods=methods, seeds=(0,))
     run_suite(suite, tmp_path, workers=2, log=lambda _: None)
     curves = {}
     for method in suite.methods[1:]:
@@ -189,6 +193,9 @@ def test_a_method_warm_start_holds_learning_as_a_zero_learning_rate_would(tmp_pa
             curves[method.name] = data["results"].mean(axis=1)
     np.testing.assert_array_equal(curves["held"], curves["zero"])
     assert not np.array_equal(curves["held"], curves["learns"])
+    # A method that does not train evaluates the unchanged policy on the same episodes as every run of its seed.
+    np.testing.assert_array_equal(curves["zeroshot"], curves["zero"])
+    assert run_hyperparams(Run(pair, untrained, 0))["learning_starts"] == pair.target_steps
 
 
 def test_a_run_holds_its_methods_warm_start_scaled_to_its_sampling():
@@ -227,6 +234,26 @@ def test_a_finished_run_made_with_other_settings_is_not_reused(tmp_path):
         run_suite(replace(suite, methods=(suite.methods[0], changed)), tmp_path, workers=1, log=lambda _: None)
     # The description is not a setting: the finished runs are reused.
     run_suite(replace(suite, methods=(suite.methods[0], replace(suite.methods[1], description="new words"))), tmp_path)
+
+
+@pytest.mark.parametrize("saved, reused", [(None, True), (False, False)])
+def test_a_setting_added_since_a_run_was_made_counts_at_its_default(tmp_path, saved, reused):
+    suite = _tiny_suite()
+    run_suite(suite, tmp_path, workers=1, log=lambda _: None)
+    path = run_path(tmp_path, Run(suite.pairs[0], suite.methods[1], 0)).with_name("config.json")
+    config = json.loads(path.read_text())
+    assert config["method"]["train"] is True
+    del config["method"]["train"]  # as a run made before Method.train existed saved it
+    if saved is not None:
+        config["method"]["train"] = saved
+    path.write_text(json.dumps(config))
+    messages = []
+    if reused:
+        run_suite(suite, tmp_path, workers=1, log=messages.append)
+        assert "2 already done, 0 to go" in messages[0]
+    else:
+        with pytest.raises(TransferConfigError, match=r"finetune/seed0 \(method.train\)"):
+            run_suite(suite, tmp_path, workers=1, log=lambda _: None)
 
 
 def test_saved_settings_hold_the_resolved_hyperparameters_and_the_source(tmp_path):

@@ -97,6 +97,7 @@ def summarise(suite: Suite, out: Path, n_bootstrap: int = 2000) -> dict[str, Any
         "suite": suite.name,
         "seeds": list(suite.seeds),
         "methods": {m.name: m.description for m in suite.methods},
+        "untrained": [m.name for m in suite.methods if not m.train],
         "pairs": pairs,
         "aggregate": aggregate,
         "runs": measures,
@@ -153,6 +154,17 @@ def _targets(summary: dict[str, Any]) -> list[str]:
         "(the IQM curve never below the CI of its first evaluation: lowest point vs CI); "
         "not worse than scratch (the CI of P(final > scratch) reaches 0.5).",
         "",
+    ]
+    untrained = summary.get("untrained", [])
+    if untrained:
+        names, one = ", ".join(f"`{m}`" for m in untrained), len(untrained) == 1
+        lines += [
+            f"{names} never train{'s' if one else ''}: {'its policy is' if one else 'their policies are'} the same at "
+            "every evaluation, so what the checks say there is evaluation noise alone (a lowest point below the first "
+            "evaluation's CI there is noise, not forgetting).",
+            "",
+        ]
+    lines += [
         "| pair | method | jumpstart > 0 | time ratio <= 1/3 | no forgetting (lowest vs CI of first) | not worse |",
         "| --- | --- | --- | --- | --- | --- |",
     ]

@@ -20,7 +20,7 @@ import time
 import types
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -100,6 +100,16 @@ def run_config(run: Run, resolved: tuple[dict, int] | None = None) -> dict[str, 
     return json.loads(json.dumps(config, sort_keys=True, default=_setting))
 
 
+def _added_later(part: str, key: str) -> Any:
+    """What a setting a run's saved settings lack stands for: the default of a field added since (runs made before
+    it existed were made as if with it), else ``None`` (a missing setting that counts as changed)."""
+    for f in fields(Pair if part == "pair" else Method):
+        if f.name == key and (f.default is not MISSING or f.default_factory is not MISSING):
+            default = f.default if f.default is not MISSING else f.default_factory()
+            return json.loads(json.dumps(default, sort_keys=True, default=_setting))
+    return None
+
+
 def _check_finished(out: Path, runs: list[Run], configs: dict[str, dict[str, Any]]) -> None:
     # A finished run made with other settings (a method changed since, under the same name) must not be reused.
     stale = []
@@ -114,7 +124,7 @@ def _check_finished(out: Path, runs: list[Run], configs: dict[str, dict[str, Any
                 f"{part}.{k}"
                 for part in ("pair", "method")
                 for k in {*old[part], *new[part]}
-                if old[part].get(k) != new[part].get(k)
+                if old[part].get(k, _added_later(part, k)) != new[part].get(k)
             )
             if old["seed"] != new["seed"]:
                 changed.append("seed")
@@ -140,8 +150,16 @@ def pair_hyperparams(pair: Pair, env_id: str) -> dict:
 
 
 def run_hyperparams(run: Run) -> dict:
-    """A run's hyperparameters: its pair's on the target task, then its method's."""
-    return {**pair_hyperparams(run.pair, run.pair.target_env), **run.method.hyperparams}
+    """
+    A run's hyperparameters: its pair's on the target task, then its method's; a method that does not train starts
+    learning only at the end of the budget.
+    """
+    hyperparams = {**pair_hyperparams(run.pair, run.pair.target_env), **run.method.hyperparams}
+    if not run.method.train:
+        # SB3 trains once num_timesteps > learning_starts, so none of the budget's timesteps trains; evaluation goes
+        # through the same callback and episodes as every other run's.
+        hyperparams["learning_starts"] = run.pair.target_steps
+    return hyperparams
 
 
 def check_hyperparams(run: Run, hyperparams: dict | None = None) -> Any:

@@ -64,6 +64,9 @@ class Method:
     :param scale_warm_start: ``warm_start`` is given at rl-zoo3's LunarLander sampling (128 transitions drawn per
         timestep) and each run holds it scaled to its own (:func:`~sb3_transfer.callbacks.warm_start_steps`; a quarter
         on rl-zoo3's CartPole settings).
+    :param train: ``False``: the adapted model is evaluated as often as a trained run but never updated (SB3's
+        ``learning_starts`` set to the budget): what the pretrained policy scores on the target as it is, and how far
+        the evaluations of one unchanged policy wander (the noise floor of the no-forgetting check).
     :param description: What it is, for reports.
     """
 
@@ -75,11 +78,18 @@ class Method:
     hyperparams: dict[str, Any] = field(default_factory=dict)
     warm_start: int = 0
     scale_warm_start: bool = False
+    train: bool = True
     description: str = ""
 
 
 METHODS = {
     "scratch": Method("scratch", None, description="learning from scratch"),
+    "zeroshot": Method(
+        "zeroshot",
+        "all",
+        train=False,
+        description="the adapted pretrained policy as it is, never trained on the target (its curve is evaluation noise)",
+    ),
     # The warm start: benchmarks/results/README.md, "warm start".
     "finetune": Method(
         "finetune",
@@ -208,7 +218,9 @@ SUITES = {
             _shrunk(PAIRS["cartpole-longpole"], 0.02, 200, 2),
             _shrunk(PAIRS["cartpole-acrobot"], 0.015, 200, 1),
         ),
-        tuple(replace(METHODS[m], warm_start=METHODS[m].warm_start // 50) for m in ("scratch", "finetune", "gradual")),
+        tuple(
+            replace(METHODS[m], warm_start=METHODS[m].warm_start // 50) for m in ("scratch", "finetune", "gradual", "zeroshot")
+        ),
         (0, 1),
     ),
 }
