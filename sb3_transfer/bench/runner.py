@@ -101,8 +101,11 @@ def run_config(run: Run, resolved: tuple[dict, int] | None = None) -> dict[str, 
 
 
 def _added_later(part: str, key: str) -> Any:
-    """What a setting a run's saved settings lack stands for: the default of a field added since (runs made before
-    it existed were made as if with it), else ``None`` (a missing setting that counts as changed)."""
+    """
+    What a setting a run's saved settings lack stands for: the default of a field added since, as runs made before it
+    existed were made as if with it (so a new field's default must be the old behaviour); ``None`` for a field without
+    a default.
+    """
     for f in fields(Pair if part == "pair" else Method):
         if f.name == key and (f.default is not MISSING or f.default_factory is not MISSING):
             default = f.default if f.default is not MISSING else f.default_factory()
@@ -156,8 +159,9 @@ def run_hyperparams(run: Run) -> dict:
     """
     hyperparams = {**pair_hyperparams(run.pair, run.pair.target_env), **run.method.hyperparams}
     if not run.method.train:
-        # SB3 trains once num_timesteps > learning_starts, so none of the budget's timesteps trains; evaluation goes
-        # through the same callback and episodes as every other run's.
+        # SB3 trains only after a rollout that ends past learning_starts, so no update comes before any evaluation
+        # (the last rollout may overrun the budget and train once more, after the last evaluation). Evaluation goes
+        # through the same callback and evaluation seed as every other run of the seed.
         hyperparams["learning_starts"] = run.pair.target_steps
     return hyperparams
 

@@ -64,9 +64,10 @@ class Method:
     :param scale_warm_start: ``warm_start`` is given at rl-zoo3's LunarLander sampling (128 transitions drawn per
         timestep) and each run holds it scaled to its own (:func:`~sb3_transfer.callbacks.warm_start_steps`; a quarter
         on rl-zoo3's CartPole settings).
-    :param train: ``False``: the adapted model is evaluated as often as a trained run but never updated (SB3's
-        ``learning_starts`` set to the budget): what the pretrained policy scores on the target as it is, and how far
-        the evaluations of one unchanged policy wander (the noise floor of the no-forgetting check).
+    :param train: ``False``: the adapted model is evaluated as often as a trained run, and never updated before any
+        evaluation (SB3's ``learning_starts`` set to the budget): what the pretrained policy scores on the target as
+        it is, and how far the evaluations of one unchanged policy wander (the noise floor of the no-forgetting
+        check).
     :param description: What it is, for reports.
     """
 
