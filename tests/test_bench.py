@@ -53,6 +53,8 @@ def test_micro_suite_runs_resumes_and_reports(tmp_path):
     run_suite(suite, tmp_path, workers=1, log=messages.append)
     assert f"{len(runs) - 1} already done, 1 to go" in messages[0]
     assert run_path(tmp_path, runs[-1]).exists() and run_path(tmp_path, runs[0]).stat().st_mtime == mtime
+    # The timings are kept across the resumed run: every run has one, the one made again its new one.
+    assert set(json.loads((tmp_path / "seconds.json").read_text())) >= {r.key for r in runs}
     summary = write_report(suite, tmp_path, "test", 1.0)
     for name in ("summary.json", "report.md", "plots/cartpole-longpole.png"):
         assert (tmp_path / name).exists(), name
@@ -98,6 +100,11 @@ def test_ray_dispatch_matches_the_local_pool(tmp_path):
             # Reproducible from seed and config, wherever it ran.
             np.testing.assert_array_equal(pool["timesteps"], ray["timesteps"])
             np.testing.assert_array_equal(pool["results"], ray["results"])
+    # Each job's own time, measured where it ran, whichever way it was dispatched.
+    for where in ("pool", "ray"):
+        seconds = json.loads((tmp_path / where / "seconds.json").read_text())
+        assert set(seconds) == {r.key for r in runs} | {f"sources/{source_path(tmp_path, suite.pairs[0]).name}"}
+        assert all(value > 0 for value in seconds.values())
     # Resume on Ray too: only the lost run is dispatched.
     run_path(tmp_path / "ray", runs[0]).unlink()
     messages.clear()

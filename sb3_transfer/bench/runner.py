@@ -300,6 +300,17 @@ def execute(run: Run, source: bytes | None, hyperparams: dict | None = None, hol
         return (Path(tmp) / "evaluations.npz").read_bytes()
 
 
+def _record_time(out: Path, key: str, seconds: float) -> None:
+    """Add a job's own seconds to ``<out>/seconds.json`` (where a suite's time goes; kept across resumed runs)."""
+    path = out / "seconds.json"
+    try:
+        times = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:  # a damaged record of timings is not worth stopping a suite for
+        times = {}
+    times[key] = round(seconds, 1)
+    _write(path, json.dumps(times, indent=1, sort_keys=True).encode())
+
+
 def _write(path: Path, data: bytes) -> None:
     """Write by an atomic rename: a file under its final name is always complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,8 +319,15 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(partial, path)
 
 
+def _timed(fn: Callable, *args: Any) -> tuple[float, Any]:
+    """``fn(*args)`` and the seconds it took where it ran (a worker's own time, without waiting in the queue)."""
+    started = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - started, result
+
+
 class _Pool:
-    """Jobs on a local process pool, collected as they finish."""
+    """Jobs on a local process pool, collected as they finish (with :func:`_timed`: ``(seconds, result)``)."""
 
     def __init__(self, workers: int) -> None:
         self.executor = ProcessPoolExecutor(max_workers=workers)
@@ -317,7 +335,7 @@ class _Pool:
         self.where = f"{workers} workers"
 
     def submit(self, key: Any, fn: Callable, *args: Any) -> None:
-        self.pending[self.executor.submit(fn, *args)] = key
+        self.pending[self.executor.submit(_timed, fn, *args)] = key
 
     def next_done(self) -> tuple[Any, Any]:
         done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
@@ -334,18 +352,19 @@ class _Pool:
 
 
 class _Ray:
-    """Jobs on a Ray cluster, collected as they finish; a source's bytes go to the object store once."""
+    """
+    Jobs on a Ray cluster, collected as they finish (with :func:`_timed`: ``(seconds, result)``); a source's bytes go
+    to the object store once.
+    """
 
     def __init__(self, ray: Any, started: bool) -> None:
         self.ray, self.started = ray, started
         self.pending: dict[Any, Any] = {}
-        self.remotes: dict[Callable, Any] = {}
+        self.timed = ray.remote(num_cpus=1)(_timed)
         self.shared: dict[int, tuple[bytes, Any]] = {}  # the bytes are kept so that their id is not reused
         self.where = f"Ray, {int(ray.cluster_resources().get('CPU', 0))} CPUs"
 
     def submit(self, key: Any, fn: Callable, *args: Any) -> None:
-        if fn not in self.remotes:
-            self.remotes[fn] = self.ray.remote(num_cpus=1)(fn)
         refs = []
         for arg in args:
             if isinstance(arg, bytes):
@@ -353,7 +372,7 @@ class _Ray:
                     self.shared[id(arg)] = (arg, self.ray.put(arg))
                 arg = self.shared[id(arg)][1]
             refs.append(arg)
-        self.pending[self.remotes[fn].remote(*refs)] = key
+        self.pending[self.timed.remote(fn, *refs)] = key
 
     def next_done(self) -> tuple[Any, Any]:
         (done,), _ = self.ray.wait(list(self.pending), num_returns=1)
@@ -471,7 +490,7 @@ def run_suite(
         failure: Exception | None = None
         while jobs.pending:
             try:
-                key, data = jobs.next_done()
+                key, (seconds, data) = jobs.next_done()
             except Exception as error:
                 # Start nothing more, but keep (and write) what is already running; then report the first failure.
                 if failure is None:
@@ -481,7 +500,8 @@ def run_suite(
             if isinstance(key, Path):
                 _write(key, data)
                 n_sources += 1
-                log(f"  source {n_sources}/{len(to_train)}: {key.name} ({time.time() - started:.0f}s)")
+                _record_time(out, f"sources/{key.name}", seconds)
+                log(f"  source {n_sources}/{len(to_train)}: {key.name} ({seconds:.0f}s; {time.time() - started:.0f}s in all)")
                 if failure is None:
                     for run in waiting[key]:
                         jobs.submit(run, execute, run, data, *resolved[run.key])
@@ -489,7 +509,8 @@ def run_suite(
                 _write(run_path(out, key).with_name("config.json"), json.dumps(configs[key.key], indent=1).encode())
                 _write(run_path(out, key), data)
                 n_runs += 1
-                log(f"  [{n_runs}/{len(todo)}] {key.key} ({time.time() - started:.0f}s)")
+                _record_time(out, key.key, seconds)
+                log(f"  [{n_runs}/{len(todo)}] {key.key} ({seconds:.0f}s; {time.time() - started:.0f}s in all)")
         if failure is not None:
             raise failure
     finally:
