@@ -100,22 +100,24 @@ def run_config(run: Run, resolved: tuple[dict, int] | None = None) -> dict[str, 
     return json.loads(json.dumps(config, sort_keys=True, default=_setting))
 
 
-def _added_later(part: str, key: str) -> Any:
+def _defaults(cls: type) -> dict[str, Any]:
     """
-    What a setting a run's saved settings lack stands for: the default of a field added since, as runs made before it
-    existed were made as if with it (so a new field's default must be the old behaviour); ``None`` for a field without
-    a default.
+    The defaults of a settings dataclass's fields, as saved settings hold them: what a setting a run's saved settings
+    lack stands for, as runs made before a field existed were made as if with it (so a new field's default must be
+    the old behaviour). Fields without a default are left out (a missing one counts as ``None``).
     """
-    for f in fields(Pair if part == "pair" else Method):
-        if f.name == key and (f.default is not MISSING or f.default_factory is not MISSING):
-            default = f.default if f.default is not MISSING else f.default_factory()
-            return json.loads(json.dumps(default, sort_keys=True, default=_setting))
-    return None
+    defaults = {
+        f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[operator]
+        for f in fields(cls)
+        if f.default is not MISSING or f.default_factory is not MISSING
+    }
+    return json.loads(json.dumps(defaults, sort_keys=True, default=_setting))
 
 
 def _check_finished(out: Path, runs: list[Run], configs: dict[str, dict[str, Any]]) -> None:
     # A finished run made with other settings (a method changed since, under the same name) must not be reused.
     stale = []
+    defaults = {"pair": _defaults(Pair), "method": _defaults(Method)}
     for run in runs:
         saved = run_path(out, run).with_name("config.json")
         if not saved.exists():  # made before runs saved their settings: taken as they are
@@ -127,7 +129,7 @@ def _check_finished(out: Path, runs: list[Run], configs: dict[str, dict[str, Any
                 f"{part}.{k}"
                 for part in ("pair", "method")
                 for k in {*old[part], *new[part]}
-                if old[part].get(k, _added_later(part, k)) != new[part].get(k)
+                if old[part].get(k, defaults[part].get(k)) != new[part].get(k)
             )
             if old["seed"] != new["seed"]:
                 changed.append("seed")
@@ -300,15 +302,19 @@ def execute(run: Run, source: bytes | None, hyperparams: dict | None = None, hol
         return (Path(tmp) / "evaluations.npz").read_bytes()
 
 
-def _record_time(out: Path, key: str, seconds: float) -> None:
-    """Add a job's own seconds to ``<out>/seconds.json`` (where a suite's time goes; kept across resumed runs)."""
+def _read_times(out: Path) -> dict[str, float]:
+    """``<out>/seconds.json``: each job's own seconds (where a suite's time goes; kept across resumed runs)."""
     path = out / "seconds.json"
     try:
-        times = json.loads(path.read_text()) if path.exists() else {}
+        return json.loads(path.read_text()) if path.exists() else {}
     except ValueError:  # a damaged record of timings is not worth stopping a suite for
-        times = {}
+        return {}
+
+
+def _record_time(out: Path, times: dict[str, float], key: str, seconds: float) -> None:
+    """Add a job's own seconds to ``times`` (as :func:`_read_times` read them) and write them out."""
     times[key] = round(seconds, 1)
-    _write(path, json.dumps(times, indent=1, sort_keys=True).encode())
+    _write(out / "seconds.json", json.dumps(times, indent=1, sort_keys=True).encode())
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -474,6 +480,7 @@ def run_suite(
             waiting.setdefault(source_of[run.pair.name], []).append(run)
     sources = {path: path.read_bytes() for path in waiting if path.exists()}
     started = time.time()
+    times = _read_times(out)
     jobs: _Pool | _Ray = _Ray(*_start_ray(ray_address)) if ray_address else _Pool(workers)
     log(f"suite {suite.name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to go ({jobs.where})")
     try:
@@ -500,7 +507,7 @@ def run_suite(
             if isinstance(key, Path):
                 _write(key, data)
                 n_sources += 1
-                _record_time(out, f"sources/{key.name}", seconds)
+                _record_time(out, times, f"sources/{key.name}", seconds)
                 log(f"  source {n_sources}/{len(to_train)}: {key.name} ({seconds:.0f}s; {time.time() - started:.0f}s in all)")
                 if failure is None:
                     for run in waiting[key]:
@@ -509,7 +516,7 @@ def run_suite(
                 _write(run_path(out, key).with_name("config.json"), json.dumps(configs[key.key], indent=1).encode())
                 _write(run_path(out, key), data)
                 n_runs += 1
-                _record_time(out, key.key, seconds)
+                _record_time(out, times, key.key, seconds)
                 log(f"  [{n_runs}/{len(todo)}] {key.key} ({seconds:.0f}s; {time.time() - started:.0f}s in all)")
         if failure is not None:
             raise failure
