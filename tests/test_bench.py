@@ -190,19 +190,21 @@ def test_a_method_warm_start_holds_learning_as_a_zero_learning_rate_would(tmp_pa
     held = Method("held", "all", hyperparams=early, warm_start=1_000)  # the pretrained weights never move
     zero = Method("zero", "all", hyperparams=early, lr_scale={"*": 0.0})
     learns = Method("learns", "all", hyperparams=early)
-    untrained = replace(METHODS["zeroshot"], hyperparams=early)  # its own learning_starts wins over the method's
+    untrained = METHODS["zeroshot"]
     methods = (micro.methods[0], held, zero, learns, untrained)
     suite = replace(micro, name="hold", pairs=(pair,), methods=methods, seeds=(0,))
     run_suite(suite, tmp_path, workers=2, log=lambda _: None)
-    curves = {}
+    curves, timesteps = {}, {}
     for method in suite.methods[1:]:
         with np.load(run_path(tmp_path, Run(pair, method, 0))) as data:
             curves[method.name] = data["results"].mean(axis=1)
+            timesteps[method.name] = data["timesteps"]
     np.testing.assert_array_equal(curves["held"], curves["zero"])
     assert not np.array_equal(curves["held"], curves["learns"])
-    # A method that does not train evaluates the unchanged policy on the same episodes as every run of its seed.
+    # A method that does not train evaluates the unchanged policy at the same timesteps, on the same episodes, as every
+    # run of its seed, without training.
+    np.testing.assert_array_equal(timesteps["zeroshot"], timesteps["zero"])
     np.testing.assert_array_equal(curves["zeroshot"], curves["zero"])
-    assert run_hyperparams(Run(pair, untrained, 0))["learning_starts"] == pair.target_steps
 
 
 def test_a_run_holds_its_methods_warm_start_scaled_to_its_sampling():
@@ -314,3 +316,22 @@ def test_unreadable_saved_settings_are_named(tmp_path):
     run_path(tmp_path, Run(suite.pairs[0], suite.methods[0], 0)).with_name("config.json").write_text("{")
     with pytest.raises(TransferConfigError, match=r"scratch/seed0 \(unreadable config.json\)"):
         run_suite(suite, tmp_path, workers=1, log=lambda _: None)
+
+
+def test_every_model_of_a_suite_gets_the_suites_optimizer_settings(monkeypatch):
+    from sb3_transfer import adapt
+    from sb3_transfer.bench import runner
+
+    pair = SUITES["micro"].pairs[0]
+    scratch = run_hyperparams(Run(pair, METHODS["scratch"], 0))
+    assert scratch["policy_kwargs"]["optimizer_kwargs"] == runner.OPTIMIZER_KWARGS
+    assert scratch["policy_kwargs"]["net_arch"] == [256, 256]  # rl-zoo3's, kept
+    own = replace(pair, hyperparams={"policy_kwargs": {"optimizer_kwargs": {"fused": False, "eps": 1e-6}}})
+    assert run_hyperparams(Run(own, METHODS["scratch"], 0))["policy_kwargs"]["optimizer_kwargs"] == {
+        "fused": False,
+        "eps": 1e-6,
+    }
+    built, real = [], adapt.load_and_adapt
+    monkeypatch.setattr(adapt, "load_and_adapt", lambda *args, **kwargs: built.append(real(*args, **kwargs)) or built[-1])
+    runner.execute(Run(pair, METHODS["finetune"], 0), runner.train_source(pair))
+    assert built[0].policy.optimizer.defaults["fused"] is True  # the source's architecture, the suite's optimizer

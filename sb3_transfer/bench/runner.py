@@ -146,26 +146,29 @@ def _check_finished(out: Path, runs: list[Run], configs: dict[str, dict[str, Any
         )
 
 
+#: Optimizer settings of every model a suite trains (sources, scratch and transfer runs): Adam's fused CPU kernel, the
+#: same update rule with gradient steps about a fifth faster here (``benchmarks/results/README.md``, "Time"). A pair's
+#: own ``policy_kwargs["optimizer_kwargs"]`` win.
+OPTIMIZER_KWARGS: dict[str, Any] = {"fused": True}
+
+
 def pair_hyperparams(pair: Pair, env_id: str) -> dict:
-    """A pair's hyperparameters on one of its tasks: rl-zoo3's (unless the pair opts out), then the pair's own."""
+    """
+    A pair's hyperparameters on one of its tasks: rl-zoo3's (unless the pair opts out), then the pair's own, with
+    :data:`OPTIMIZER_KWARGS`.
+    """
     from sb3_transfer.zoo import zoo_hyperparams
 
     hyperparams, _, _ = zoo_hyperparams(pair.algo, env_id) if pair.zoo_hyperparams else ({}, None, "")
-    return {**hyperparams, **pair.hyperparams}
+    hyperparams = {**hyperparams, **pair.hyperparams}
+    policy_kwargs = dict(hyperparams.get("policy_kwargs") or {})
+    policy_kwargs["optimizer_kwargs"] = {**OPTIMIZER_KWARGS, **(policy_kwargs.get("optimizer_kwargs") or {})}
+    return {**hyperparams, "policy_kwargs": policy_kwargs}
 
 
 def run_hyperparams(run: Run) -> dict:
-    """
-    A run's hyperparameters: its pair's on the target task, then its method's; a method that does not train starts
-    learning only at the end of the budget.
-    """
-    hyperparams = {**pair_hyperparams(run.pair, run.pair.target_env), **run.method.hyperparams}
-    if not run.method.train:
-        # SB3 trains only after a rollout that ends past learning_starts, so no update comes before any evaluation
-        # (the last rollout may overrun the budget and train once more, after the last evaluation). Evaluation goes
-        # through the same callback and evaluation seed as every other run of the seed.
-        hyperparams["learning_starts"] = run.pair.target_steps
-    return hyperparams
+    """A run's hyperparameters: its pair's on the target task, then its method's."""
+    return {**pair_hyperparams(run.pair, run.pair.target_env), **run.method.hyperparams}
 
 
 def check_hyperparams(run: Run, hyperparams: dict | None = None) -> Any:
@@ -263,7 +266,11 @@ def execute(run: Run, source: bytes | None, hyperparams: dict | None = None, hol
             if source is None:
                 raise TransferConfigError(f"run {run.key}: transfer method {method.name!r} needs the source agent.")
             (Path(tmp) / "source.zip").write_bytes(source)
-            hyperparams.pop("policy_kwargs", None)  # the architecture is the source's
+            # The architecture is the source's; the optimizer's settings are the suite's.
+            policy_kwargs = hyperparams.pop("policy_kwargs", None) or {}
+            hyperparams["policy_kwargs"] = {
+                k: v for k, v in policy_kwargs.items() if k in ("optimizer_class", "optimizer_kwargs")
+            }
             model = load_and_adapt(
                 Path(tmp) / "source.zip",
                 pair.target_env,
@@ -284,13 +291,13 @@ def execute(run: Run, source: bytes | None, hyperparams: dict | None = None, hol
             lr_scale = {p: f for p, f in method.lr_scale.items() if fnmatch.filter(groups, p)}
             if lr_scale:
                 transfer_policy.set_lr_scale(lr_scale)
+        eval_env = make_vec_env(pair.target_env, n_envs=1, seed=10_000 + run.seed)
+        eval_freq = max(pair.eval_freq // model.n_envs, 1)
+        if not method.train:
+            _evaluate_unchanged(model, eval_env, pair, eval_freq * model.n_envs, Path(tmp) / "evaluations.npz")
+            return (Path(tmp) / "evaluations.npz").read_bytes()
         evaluation = TransferEvalCallback(
-            make_vec_env(pair.target_env, n_envs=1, seed=10_000 + run.seed),
-            eval_freq=max(pair.eval_freq // model.n_envs, 1),
-            n_eval_episodes=pair.n_eval_episodes,
-            log_path=tmp,
-            verbose=0,
-            warn=False,
+            eval_env, eval_freq=eval_freq, n_eval_episodes=pair.n_eval_episodes, log_path=tmp, verbose=0, warn=False
         )
         callbacks: list[BaseCallback] = [evaluation]
         if method.transfer is not None and method.unfreeze_fraction:
@@ -300,6 +307,27 @@ def execute(run: Run, source: bytes | None, hyperparams: dict | None = None, hol
             callbacks.append(PolicyWarmStart(hold))
         model.learn(pair.target_steps, callback=callbacks)
         return (Path(tmp) / "evaluations.npz").read_bytes()
+
+
+def _evaluate_unchanged(model: Any, eval_env: Any, pair: Pair, every: int, path: Path) -> None:
+    """
+    What a run that never trains records, without stepping its training env: SB3's ``EvalCallback`` file, with the
+    policy evaluated as a training run's callback would (same evaluation env and seed, deterministic actions) at
+    timestep 0 and every ``every`` timesteps of the budget. As its policy and evaluation episodes are those of a
+    training run held at a zero learning rate, so are its scores (tested).
+    """
+    import numpy as np
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    timesteps = list(range(0, pair.target_steps + 1, every))
+    results, lengths = [], []
+    for _ in timesteps:
+        rewards, episode_lengths = evaluate_policy(
+            model, eval_env, n_eval_episodes=pair.n_eval_episodes, deterministic=True, return_episode_rewards=True, warn=False
+        )
+        results.append(rewards)
+        lengths.append(episode_lengths)
+    np.savez(path, timesteps=np.array(timesteps), results=np.array(results), ep_lengths=np.array(lengths))
 
 
 def _read_times(out: Path) -> dict[str, float]:
