@@ -277,6 +277,14 @@ def test_saved_settings_hold_the_resolved_hyperparameters_and_the_source(tmp_pat
     saved.write_text(json.dumps({**config, "hyperparams": {**config["hyperparams"], "batch_size": 32}}))
     with pytest.raises(TransferConfigError, match=r"finetune/seed0 \(hyperparams\)"):
         run_suite(suite, tmp_path, workers=1, log=lambda _: None)
+    # Saved before the runner recorded them (with other optimizer settings), or with no settings at all: not reused.
+    del config["hyperparams"], config["source"]
+    saved.write_text(json.dumps(config))
+    with pytest.raises(TransferConfigError, match=r"finetune/seed0 \(hyperparams not recorded, source not recorded\)"):
+        run_suite(suite, tmp_path, workers=1, log=lambda _: None)
+    saved.unlink()
+    with pytest.raises(TransferConfigError, match=r"finetune/seed0 \(no config.json\)"):
+        run_suite(suite, tmp_path, workers=1, log=lambda _: None)
 
 
 def _rate(start):

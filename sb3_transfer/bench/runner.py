@@ -120,7 +120,8 @@ def _check_finished(out: Path, runs: list[Run], configs: dict[str, dict[str, Any
     defaults = {"pair": _defaults(Pair), "method": _defaults(Method)}
     for run in runs:
         saved = run_path(out, run).with_name("config.json")
-        if not saved.exists():  # made before runs saved their settings: taken as they are
+        if not saved.exists():
+            stale.append(f"{run.key} (no {saved.name})")
             continue
         new = configs[run.key]
         try:
@@ -133,8 +134,12 @@ def _check_finished(out: Path, runs: list[Run], configs: dict[str, dict[str, Any
             )
             if old["seed"] != new["seed"]:
                 changed.append("seed")
-            # Recorded since the runner resolved them: compared where the saved settings have them.
-            changed += [key for key in ("hyperparams", "source") if key in old and old[key] != new.get(key)]
+            # Runs saved before these were recorded were made with other optimizer settings (OPTIMIZER_KWARGS).
+            changed += [
+                key if key in old else f"{key} not recorded"
+                for key in ("hyperparams", "source")
+                if key in new and old.get(key) != new[key]
+            ]
         except (ValueError, KeyError, TypeError, AttributeError):
             changed = [f"unreadable {saved.name}"]
         if changed:
