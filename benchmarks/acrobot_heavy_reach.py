@@ -1,6 +1,6 @@
 """Can -100 be reached on the heavy acrobot at all? The standard suite's time-to-threshold target on Acrobot -> heavy.
 
-In the standard suite (30k target steps) scratch never reaches the threshold (-100, Acrobot-v1's own) on
+In the standard suite as it was then (30k target steps) scratch never reaches the threshold (-100, Acrobot-v1's own) on
 ``AcrobotHeavy-v1`` and ``finetune`` does in 2 of 5 seeds, with 5 evaluation episodes. This runs both for 100k steps
 (rl-zoo3's budget for Acrobot) with 20 evaluation episodes every 10k steps, 2 seeds, to see where each levels off.
 

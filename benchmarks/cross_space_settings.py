@@ -5,7 +5,8 @@ MinAtar Breakout -> SpaceInvaders: channels 4 -> 6, actions 3 -> 4) every transf
 ``load_and_adapt``'s fine-tuning defaults start epsilon at its final value when the head is carried over (adapted
 rows count) and train the pretrained groups at x0.1. This tries, with ``finetune`` as the standard suite defines it
 otherwise: epsilon from 1.0 (SB3's schedule, as scratch has it; ``eps1``), the pretrained groups at the full rate
-(``lr1``), and both (``eps1-lr1``). 5 seeds; ``scratch`` and ``finetune`` are the standard suite's runs (copied).
+(``lr1``), and both (``eps1-lr1``). 5 seeds; ``scratch`` and ``finetune`` are the standard suite's runs (copied;
+they predate its fused Adam).
 
     python benchmarks/cross_space_settings.py --out benchmarks/results/cross_space_settings
 

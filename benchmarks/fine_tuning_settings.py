@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import ablation
 from sb3_transfer.bench.report import write_report
 from sb3_transfer.bench.runner import run_suite
 from sb3_transfer.bench.suites import METHODS, PAIRS, Method, Suite
@@ -53,7 +54,7 @@ GRID = [
         ["lr1", "lr1-eps1", "lr1-ws5k", "lr0.1", "gradual-lr1", "gradual-lr1-ws5k"],
     ),
     (replace(PAIRS["cartpole-longpole"], **SHORT), ["lr1-ws5k", "lr0.1"]),
-    (PAIRS["lunar-windy"], ["lr1", "lr1-ws5k", "lr0.3-ws5k", "lr0.1-ws5k", "lr0.1", "gradual-lr1-ws5k"]),
+    (ablation.at_30k(PAIRS["lunar-windy"]), ["lr1", "lr1-ws5k", "lr0.3-ws5k", "lr0.1-ws5k", "lr0.1", "gradual-lr1-ws5k"]),
 ]
 
 

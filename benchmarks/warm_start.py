@@ -2,13 +2,14 @@
 ``PolicyWarmStart`` of the benchmarks' ``finetune`` method (5000 steps at 128 transitions drawn per step, scaled to
 each pair's sampling).
 
-The five near pairs of the ``standard`` suite at its budgets and seeds (5); ``finetune`` as the suite defines it
+The five near pairs of the ``standard`` suite at the budgets it had then (30k target steps: ``ablation.at_30k``) and
+its seeds (5); ``finetune`` as the suite defines it
 (everything carried over, lr x0.1, epsilon from its final value) with a warm start of 0, 2000 and 5000 steps as given
 (not scaled to each pair's sampling), and scratch. The scratch runs are configured exactly as the standard suite's,
 the 5000-step runs as its ``finetune`` on the LunarLander and Acrobot pairs (and on the CartPole pairs before the
 warm start was scaled to the sampling), the 1250-step runs as its CartPole ``finetune`` now, and the 0-step runs as
-its ``finetune`` before the warm start was added (so those can be copied over instead of trained again: runs are
-deterministic given seed and config).
+its ``finetune`` before the warm start was added (so those could be copied over instead of trained again: runs are
+deterministic given seed and config; the committed runs predate the suites' fused Adam).
 
     python benchmarks/warm_start.py --out benchmarks/results/warm_start
 
@@ -27,6 +28,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import ablation
 from sb3_transfer.bench.report import write_report
 from sb3_transfer.bench.runner import run_suite
 from sb3_transfer.bench.suites import METHODS, PAIRS, Suite
@@ -35,7 +37,7 @@ NEAR = ("cartpole-longpole", "cartpole-weakmotor", "lunar-windy", "lunar-lowgrav
 HOLDS = (0, 2_000, 5_000)
 SUITE = Suite(
     "warm-start",
-    tuple(PAIRS[name] for name in NEAR),
+    tuple(ablation.at_30k(PAIRS[name]) for name in NEAR),
     (
         METHODS["scratch"],
         *(

@@ -5,7 +5,8 @@ Acrobot -> heavy curve fell 308 points). This asks whether, after the standard s
 ``PolicyWarmStart``, a larger factor learns faster without that fall, on Acrobot -> heavy: the near pair where
 ``finetune`` keeps its jumpstart but stays flat near -120 and reaches the threshold (-100) no sooner than 0.80 of
 scratch's (censored) time. ``finetune`` as the standard suite defines it, with the pretrained groups at x0.3 and x1;
-its x0.1 and scratch runs are configured exactly as the standard suite's (so they can be copied over).
+its x0.1 and scratch runs were configured exactly as the standard suite's then (30k target steps, Adam's default kernel),
+so they were copied over.
 
     python benchmarks/warm_start_lr.py --out benchmarks/results/warm_start_lr
 
@@ -19,7 +20,7 @@ from sb3_transfer.bench.suites import METHODS, PAIRS, Suite
 
 SUITE = Suite(
     "warm-start-lr",
-    (PAIRS["acrobot-heavy"],),
+    (ablation.at_30k(PAIRS["acrobot-heavy"]),),
     (
         METHODS["scratch"],
         replace(METHODS["finetune"], name="lr0.1", description="finetune (lr x0.1)"),
