@@ -5,7 +5,7 @@ each pair's sampling).
 The five near pairs of the ``standard`` suite at the budgets it had then (30k target steps: ``ablation.at_30k``) and
 its seeds (5); ``finetune`` as the suite defines it
 (everything carried over, lr x0.1, epsilon from its final value) with a warm start of 0, 2000 and 5000 steps as given
-(not scaled to each pair's sampling), and scratch. The scratch runs are configured exactly as the standard suite's,
+(not scaled to each pair's sampling), and scratch. The scratch runs were configured exactly as the standard suite's then,
 the 5000-step runs as its ``finetune`` on the LunarLander and Acrobot pairs (and on the CartPole pairs before the
 warm start was scaled to the sampling), the 1250-step runs as its CartPole ``finetune`` now, and the 0-step runs as
 its ``finetune`` before the warm start was added (so those could be copied over instead of trained again: runs are

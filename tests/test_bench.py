@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from sb3_transfer.bench.report import write_report
 from sb3_transfer.bench.runner import Run, run_config, run_hyperparams, run_path, run_suite, run_warm_start, source_path
@@ -72,6 +73,13 @@ def test_micro_suite_runs_resumes_and_reports(tmp_path):
     assert "Warm start (`PolicyWarmStart`) on this pair: `finetune` 25 timesteps." in report
     # The method that never trains says what its row is: evaluation noise.
     assert saved["untrained"] == ["zeroshot"] and "`zeroshot` never trains: its policy is the same" in report
+    # Methods that start from its policy are shown the floor its evaluation noise reached.
+    methods = saved["pairs"]["cartpole-longpole"]["methods"]
+    floor = methods["zeroshot"]["forgetting"]["lowest"]
+    rows = {
+        line.split(" | ")[1]: line for line in report.split("## Targets")[1].splitlines() if "| cartpole-longpole |" in line
+    }
+    assert f"; untrained {floor:.1f})" in rows["finetune"] and "; untrained" not in rows["zeroshot"]
 
 
 def test_bench_command_errors(capsys):
@@ -334,11 +342,15 @@ def test_every_model_of_a_suite_gets_the_suites_optimizer_settings(monkeypatch):
     scratch = run_hyperparams(Run(pair, METHODS["scratch"], 0))
     assert scratch["policy_kwargs"]["optimizer_kwargs"] == runner.OPTIMIZER_KWARGS
     assert scratch["policy_kwargs"]["net_arch"] == [256, 256]  # rl-zoo3's, kept
+    # A pair's or method's own policy_kwargs add to rl-zoo3's, key by key; their optimizer settings win.
     own = replace(pair, hyperparams={"policy_kwargs": {"optimizer_kwargs": {"fused": False, "eps": 1e-6}}})
-    assert run_hyperparams(Run(own, METHODS["scratch"], 0))["policy_kwargs"]["optimizer_kwargs"] == {
-        "fused": False,
-        "eps": 1e-6,
-    }
+    kwargs = run_hyperparams(Run(own, METHODS["scratch"], 0))["policy_kwargs"]
+    assert kwargs == {"net_arch": [256, 256], "optimizer_kwargs": {"fused": False, "eps": 1e-6}}
+    method = Method("own", None, hyperparams={"policy_kwargs": {"optimizer_kwargs": {"eps": 1e-6}}})
+    kwargs = run_hyperparams(Run(pair, method, 0))["policy_kwargs"]
+    assert kwargs == {"net_arch": [256, 256], "optimizer_kwargs": {**runner.OPTIMIZER_KWARGS, "eps": 1e-6}}
+    other = Method("rmsprop", None, hyperparams={"policy_kwargs": {"optimizer_class": torch.optim.RMSprop}})
+    assert "optimizer_kwargs" not in run_hyperparams(Run(pair, other, 0))["policy_kwargs"]  # fused is Adam's
     built, real = [], adapt.load_and_adapt
     monkeypatch.setattr(adapt, "load_and_adapt", lambda *args, **kwargs: built.append(real(*args, **kwargs)) or built[-1])
     runner.execute(Run(pair, METHODS["finetune"], 0), runner.train_source(pair))

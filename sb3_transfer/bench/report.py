@@ -161,7 +161,9 @@ def _targets(summary: dict[str, Any]) -> list[str]:
         lines += [
             f"{names} never train{'s' if one else ''}: {'its policy is' if one else 'their policies are'} the same at "
             "every evaluation, so what the checks say there is evaluation noise alone (a lowest point below the first "
-            "evaluation's CI there is noise, not forgetting).",
+            "evaluation's CI there is noise, not forgetting). Where a method starts from the same policy (same first "
+            "evaluation), the no-forgetting cell also gives that untrained policy's lowest point: the floor evaluation "
+            "noise alone reaches on the same evaluation episodes.",
             "",
         ]
     lines += [
@@ -169,14 +171,17 @@ def _targets(summary: dict[str, Any]) -> list[str]:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, pair in summary["pairs"].items():
+        unchanged = [pair["methods"][m]["forgetting"] for m in untrained if m in pair["methods"]]
         for method, row in pair["methods"].items():
             if method == scratch:
                 continue
             f = row["forgetting"]
+            floors = [u["lowest"] for u in unchanged if u["first"]["iqm"] == f["first"]["iqm"] and method not in untrained]
+            floor = f"; untrained {min(floors):.1f}" if floors else ""
             lines.append(
                 f"| {name} | {method} | {_yes(row['jumpstart']['low'] > 0)} | "
                 f"{_time_check(row['time_to_threshold_ratio'], row['time_to_threshold_ratio_bound'])} | "
-                f"{_yes(f['held'])} ({f['lowest']:.1f} vs [{f['first']['low']:.1f}, {f['first']['high']:.1f}]) | "
+                f"{_yes(f['held'])} ({f['lowest']:.1f} vs [{f['first']['low']:.1f}, {f['first']['high']:.1f}]{floor}) | "
                 f"{_yes(row['poi_final']['high'] >= 0.5)} |"
             )
     return lines

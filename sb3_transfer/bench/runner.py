@@ -146,15 +146,34 @@ def _check_finished(out: Path, runs: list[Run], configs: dict[str, dict[str, Any
             stale.append(f"{run.key} ({', '.join(changed)})")
     if stale:
         raise TransferConfigError(
-            f"{len(stale)} finished run(s) in {out} were made with other settings: {'; '.join(stale[:3])}"
+            f"{len(stale)} finished run(s) in {out} cannot be taken for this suite's (other or unrecorded settings): "
+            f"{'; '.join(stale[:3])}"
             f"{' ...' if len(stale) > 3 else ''}. Move them away, or choose another output folder."
         )
 
 
-#: Optimizer settings of every model a suite trains (sources, scratch and transfer runs): Adam's fused CPU kernel, the
-#: same update rule with gradient steps about a fifth faster here (``benchmarks/results/README.md``, "Time"). A pair's
-#: own ``policy_kwargs["optimizer_kwargs"]`` win.
+#: Optimizer settings of every model a suite trains (sources, scratch and transfer runs) that uses SB3's default
+#: optimizer, Adam: its fused CPU kernel, the same update rule with gradient steps about a fifth faster here
+#: (``benchmarks/results/README.md``, ``standard/``, "Time"). A pair's or method's own ``optimizer_kwargs`` win.
 OPTIMIZER_KWARGS: dict[str, Any] = {"fused": True}
+
+
+def _merged(*layers: dict) -> dict:
+    """Hyperparameters, later layers winning; ``policy_kwargs`` key by key (naming an optimizer keeps rl-zoo3's net)."""
+    merged: dict = {}
+    for layer in layers:
+        for key, value in layer.items():
+            merged[key] = {**(merged.get(key) or {}), **(value or {})} if key == "policy_kwargs" else value
+    policy_kwargs = dict(merged.get("policy_kwargs") or {})
+    if "optimizer_class" not in policy_kwargs:  # SB3's Adam, which has the fused kernel
+        policy_kwargs["optimizer_kwargs"] = {**OPTIMIZER_KWARGS, **(policy_kwargs.get("optimizer_kwargs") or {})}
+    return {**merged, "policy_kwargs": policy_kwargs}
+
+
+def _zoo(pair: Pair, env_id: str) -> dict:
+    from sb3_transfer.zoo import zoo_hyperparams
+
+    return zoo_hyperparams(pair.algo, env_id)[0] if pair.zoo_hyperparams else {}
 
 
 def pair_hyperparams(pair: Pair, env_id: str) -> dict:
@@ -162,18 +181,12 @@ def pair_hyperparams(pair: Pair, env_id: str) -> dict:
     A pair's hyperparameters on one of its tasks: rl-zoo3's (unless the pair opts out), then the pair's own, with
     :data:`OPTIMIZER_KWARGS`.
     """
-    from sb3_transfer.zoo import zoo_hyperparams
-
-    hyperparams, _, _ = zoo_hyperparams(pair.algo, env_id) if pair.zoo_hyperparams else ({}, None, "")
-    hyperparams = {**hyperparams, **pair.hyperparams}
-    policy_kwargs = dict(hyperparams.get("policy_kwargs") or {})
-    policy_kwargs["optimizer_kwargs"] = {**OPTIMIZER_KWARGS, **(policy_kwargs.get("optimizer_kwargs") or {})}
-    return {**hyperparams, "policy_kwargs": policy_kwargs}
+    return _merged(_zoo(pair, env_id), pair.hyperparams)
 
 
 def run_hyperparams(run: Run) -> dict:
-    """A run's hyperparameters: its pair's on the target task, then its method's."""
-    return {**pair_hyperparams(run.pair, run.pair.target_env), **run.method.hyperparams}
+    """A run's hyperparameters: its pair's on the target task, then its method's, with :data:`OPTIMIZER_KWARGS`."""
+    return _merged(_zoo(run.pair, run.pair.target_env), run.pair.hyperparams, run.method.hyperparams)
 
 
 def check_hyperparams(run: Run, hyperparams: dict | None = None) -> Any:
@@ -242,7 +255,8 @@ def train_source(pair: Pair) -> bytes:
 
 def execute(run: Run, source: bytes | None, hyperparams: dict | None = None, hold: int | None = None) -> bytes:
     """
-    Train one run on its target task with evaluation at 0 and every ``eval_freq`` timesteps.
+    Train one run on its target task with evaluation at 0 and every ``eval_freq`` timesteps (a method that does not
+    train: only evaluate, see :func:`_evaluate_unchanged`).
 
     :param run: The run.
     :param source: The pair's source ``.zip`` (``None`` for scratch).
@@ -319,7 +333,8 @@ def _evaluate_unchanged(model: Any, eval_env: Any, pair: Pair, every: int, path:
     What a run that never trains records, without stepping its training env: SB3's ``EvalCallback`` file, with the
     policy evaluated as a training run's callback would (same evaluation env and seed, deterministic actions) at
     timestep 0 and every ``every`` timesteps of the budget. As its policy and evaluation episodes are those of a
-    training run held at a zero learning rate, so are its scores (tested).
+    training run held at a zero learning rate, so are its scores (tested). A training run whose last rollout
+    overruns the budget past another multiple of ``every`` evaluates once more; this does not.
     """
     import numpy as np
     from stable_baselines3.common.evaluation import evaluate_policy
