@@ -153,7 +153,7 @@ def _check_finished(out: Path, runs: list[Run], configs: dict[str, dict[str, Any
 
 
 #: Optimizer settings of every model a suite trains (sources, scratch and transfer runs) that uses SB3's default
-#: optimizer, Adam: its fused CPU kernel, the same update rule with gradient steps about a fifth faster here
+#: optimizer, Adam: its fused CPU kernel, the same update rule with about a fifth less time per gradient step here
 #: (``benchmarks/results/README.md``, ``standard/``, "Time"). A pair's or method's own ``optimizer_kwargs`` win.
 OPTIMIZER_KWARGS: dict[str, Any] = {"fused": True}
 
