@@ -1,5 +1,7 @@
+import io
 import json
 import sys
+import zipfile
 from dataclasses import replace
 
 import numpy as np
@@ -355,3 +357,20 @@ def test_every_model_of_a_suite_gets_the_suites_optimizer_settings(monkeypatch):
     monkeypatch.setattr(adapt, "load_and_adapt", lambda *args, **kwargs: built.append(real(*args, **kwargs)) or built[-1])
     runner.execute(Run(pair, METHODS["finetune"], 0), runner.train_source(pair))
     assert built[0].policy.optimizer.defaults["fused"] is True  # the source's architecture, the suite's optimizer
+
+
+def test_a_pairs_source_seed_trains_and_caches_another_source_agent(tmp_path):
+    from sb3_transfer.bench.runner import train_source
+
+    pair = SUITES["micro"].pairs[0]
+    other = replace(pair, source_seed=1)
+    assert source_path(tmp_path, pair).name.endswith(f"-{pair.source_steps}-{source_path(tmp_path, pair).stem[-8:]}.zip")
+    assert source_path(tmp_path, other) == source_path(tmp_path, pair).with_name(
+        source_path(tmp_path, pair).stem + "-seed1.zip"
+    )
+
+    def weights(source: bytes) -> bytes:  # the zip's other members hold the time it was saved
+        with zipfile.ZipFile(io.BytesIO(source)) as archive:
+            return archive.read("policy.pth")
+
+    assert weights(train_source(pair)) == weights(train_source(pair)) != weights(train_source(other))

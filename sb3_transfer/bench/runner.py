@@ -65,14 +65,15 @@ def _setting(value: Any) -> str:
 
 def source_path(out: Path, pair: Pair) -> Path:
     """
-    Where a pair's source agent is cached: shared by the pairs that train it alike (source task, algo, budget, policy
-    and hyperparameters; the last two by a digest in the name).
+    Where a pair's source agent is cached: shared by the pairs that train it alike (source task, algo, budget, policy,
+    hyperparameters and seed; policy and hyperparameters by a digest in the name).
     """
     recipe = json.dumps(
         {"policy": pair.policy, "hyperparams": pair_hyperparams(pair, pair.source_env)}, sort_keys=True, default=_setting
     )
     digest = hashlib.sha1(recipe.encode()).hexdigest()[:8]
-    return out / "sources" / f"{pair.algo}-{pair.source_env.replace('/', '-')}-{pair.source_steps}-{digest}.zip"
+    seed = f"-seed{pair.source_seed}" if pair.source_seed else ""  # seed 0's name predates the setting
+    return out / "sources" / f"{pair.algo}-{pair.source_env.replace('/', '-')}-{pair.source_steps}-{digest}{seed}.zip"
 
 
 def run_path(out: Path, run: Run) -> Path:
@@ -238,14 +239,14 @@ def resolve(run: Run) -> tuple[dict, int]:
 
 
 def train_source(pair: Pair) -> bytes:
-    """Train a pair's source agent (seed 0); return its ``.zip``."""
+    """Train a pair's source agent (seeded with its ``source_seed``); return its ``.zip``."""
     import torch as th
 
     from sb3_transfer.adapt import ALGOS
 
     th.set_num_threads(1)
     model = ALGOS[pair.algo](
-        pair.policy, pair.source_env, seed=0, verbose=0, device="cpu", **pair_hyperparams(pair, pair.source_env)
+        pair.policy, pair.source_env, seed=pair.source_seed, verbose=0, device="cpu", **pair_hyperparams(pair, pair.source_env)
     )
     model.learn(pair.source_steps)
     with tempfile.TemporaryDirectory() as tmp:

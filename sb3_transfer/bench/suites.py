@@ -30,6 +30,7 @@ class Pair:
     :param policy: The source agent's policy (``"MlpPolicy"``, ``"CnnPolicy"``); scratch runs use the Transfer
         policy with the same ``policy_kwargs``.
     :param zoo_hyperparams: Start from rl-zoo3's tuned hyperparameters (``False`` for tasks rl-zoo3 has none for).
+    :param source_seed: Seed of the source agent's training: pairs that differ in it transfer from different agents.
     """
 
     name: str
@@ -46,6 +47,7 @@ class Pair:
     hyperparams: dict[str, Any] = field(default_factory=dict)
     policy: str = "MlpPolicy"
     zoo_hyperparams: bool = True
+    source_seed: int = 0
 
 
 @dataclass(frozen=True)
