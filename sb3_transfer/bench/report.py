@@ -176,7 +176,7 @@ def _targets(summary: dict[str, Any]) -> list[str]:
             if method == scratch:
                 continue
             f = row["forgetting"]
-            floors = [u["lowest"] for u in unchanged if u["first"]["iqm"] == f["first"]["iqm"] and method not in untrained]
+            floors = [] if method in untrained else [u["lowest"] for u in unchanged if u["first"]["iqm"] == f["first"]["iqm"]]
             floor = f"; untrained {min(floors):.1f}" if floors else ""
             lines.append(
                 f"| {name} | {method} | {_yes(row['jumpstart']['low'] > 0)} | "

@@ -141,7 +141,7 @@ PAIRS = {
     "cartpole-longpole": Pair("cartpole-longpole", "CartPole-v1", "CartPoleLongPole-v1", 50_000, 30_000, 2_000, **CARTPOLE),
     "cartpole-weakmotor": Pair("cartpole-weakmotor", "CartPole-v1", "CartPoleWeakMotor-v1", 50_000, 30_000, 2_000, **CARTPOLE),
     # 20k steps where rl-zoo3's settings make a gradient step per timestep (the dearest runs), so that the suite fits
-    # 90 minutes on 2 cores; what the shorter budget costs: benchmarks/results/README.md, "Time".
+    # 90 minutes on 2 cores; what the shorter budget costs: benchmarks/results/README.md, standard/, "Time".
     "lunar-windy": Pair("lunar-windy", "LunarLander-v3", "LunarLanderWindy-v3", 100_000, 20_000, 2_000, **LUNAR),
     "lunar-lowgravity": Pair(
         "lunar-lowgravity", "LunarLander-v3", "LunarLanderLowGravity-v3", 100_000, 20_000, 2_000, **LUNAR
