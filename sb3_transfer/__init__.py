@@ -1,13 +1,20 @@
-"""sb3-transfer: transfer learning for Stable-Baselines3 DQN and QR-DQN agents."""
+"""sb3-transfer: transfer learning for Stable-Baselines3 DQN and QR-DQN agents.
 
-import os
+``import sb3_transfer`` registers the target-task variants with gymnasium and nothing else: the public names below are
+imported when first used, so that ``import sb3_transfer.metrics`` (pure numpy) does not import torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sb3_transfer import envs  # noqa: F401  (registers the target-task variants with gymnasium)
-from sb3_transfer.adapt import load_and_adapt
-from sb3_transfer.adapters import InputAdapter, ModuleExtractor
 from sb3_transfer.errors import (
     IncompatibleSpaceError,
     InvalidSourceError,
+    OutputExistsError,
     SourceNotFoundError,
     StrictTransferError,
     TransferConfigError,
@@ -15,30 +22,81 @@ from sb3_transfer.errors import (
     UnsafeSourceError,
     UnsupportedSourceError,
 )
-from sb3_transfer.policies import TransferDQNPolicy, TransferQRDQNPolicy
-from sb3_transfer.sources import SourceNetwork, read_source
-from sb3_transfer.transplant import TransferReport, TransferRow, transplant
 
-with open(os.path.join(os.path.dirname(__file__), "version.txt")) as file_handler:
-    __version__ = file_handler.read().strip()
+__version__ = Path(__file__).with_name("version.txt").read_text().strip()
+
+# Public name -> the module that defines it.
+_LAZY = {
+    "load_and_adapt": "sb3_transfer.adapt",
+    "TransferDQN": "sb3_transfer.algorithms",
+    "TransferQRDQN": "sb3_transfer.algorithms",
+    "InputAdapter": "sb3_transfer.adapters",
+    "ModuleExtractor": "sb3_transfer.adapters",
+    "TransferDQNPolicy": "sb3_transfer.policies",
+    "TransferDQNCnnPolicy": "sb3_transfer.policies",
+    "TransferDQNMultiInputPolicy": "sb3_transfer.policies",
+    "TransferQRDQNPolicy": "sb3_transfer.policies",
+    "TransferQRDQNCnnPolicy": "sb3_transfer.policies",
+    "TransferQRDQNMultiInputPolicy": "sb3_transfer.policies",
+    "SourceNetwork": "sb3_transfer.sources",
+    "read_source": "sb3_transfer.sources",
+    "TransferReport": "sb3_transfer.transplant",
+    "TransferRow": "sb3_transfer.transplant",
+    "transplant": "sb3_transfer.transplant",
+}
 
 __all__ = [
     "IncompatibleSpaceError",
     "InputAdapter",
     "InvalidSourceError",
     "ModuleExtractor",
+    "OutputExistsError",
     "SourceNetwork",
     "SourceNotFoundError",
     "StrictTransferError",
     "TransferConfigError",
+    "TransferDQN",
+    "TransferDQNCnnPolicy",
+    "TransferDQNMultiInputPolicy",
     "TransferDQNPolicy",
     "TransferError",
+    "TransferQRDQN",
+    "TransferQRDQNCnnPolicy",
+    "TransferQRDQNMultiInputPolicy",
     "TransferQRDQNPolicy",
     "TransferReport",
     "TransferRow",
     "UnsafeSourceError",
     "UnsupportedSourceError",
+    "__version__",
     "load_and_adapt",
     "read_source",
     "transplant",
 ]
+
+if TYPE_CHECKING:
+    from sb3_transfer.adapt import load_and_adapt
+    from sb3_transfer.adapters import InputAdapter, ModuleExtractor
+    from sb3_transfer.algorithms import TransferDQN, TransferQRDQN
+    from sb3_transfer.policies import (
+        TransferDQNCnnPolicy,
+        TransferDQNMultiInputPolicy,
+        TransferDQNPolicy,
+        TransferQRDQNCnnPolicy,
+        TransferQRDQNMultiInputPolicy,
+        TransferQRDQNPolicy,
+    )
+    from sb3_transfer.sources import SourceNetwork, read_source
+    from sb3_transfer.transplant import TransferReport, TransferRow, transplant
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value  # imported once
+        return value
+    raise AttributeError(f"module 'sb3_transfer' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

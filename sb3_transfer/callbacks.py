@@ -20,6 +20,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_transfer.algorithms import keep_architecture
 from sb3_transfer.errors import TransferConfigError
 from sb3_transfer.groups import HEAD, resolve_patterns
 from sb3_transfer.metrics import TransferMetrics, load_curve, transfer_metrics
@@ -58,23 +59,34 @@ def warm_start_steps(model: BaseAlgorithm, steps: float = WARM_START_STEPS) -> i
     :param steps: The warm start at :data:`WARM_START_DRAWS` draws per timestep.
     :return: Timesteps, for :class:`PolicyWarmStart` (and ``GradualUnfreeze``'s ``delay``).
     """
-    steps = _timesteps(steps, "warm_start_steps steps")
     if not isinstance(model, OffPolicyAlgorithm):
         raise TransferConfigError(
             f"warm_start_steps: {type(model).__name__} has no replay sampling (give an off-policy model)."
         )
-    train_freq = model.train_freq
-    if not isinstance(train_freq, TrainFreq):
-        raise TransferConfigError(
-            f"warm_start_steps: the model's train_freq={train_freq!r} is not set up yet (a model built with "
-            "_init_setup_model=False: call its _convert_train_freq() first)."
-        )
-    if model.gradient_steps < 0:  # as many gradient steps as timesteps collected
-        draws = float(model.batch_size)
-    elif train_freq.unit == TrainFrequencyUnit.EPISODE:
+    return scaled_warm_start(steps, model.batch_size, model.gradient_steps, model.train_freq, model.n_envs)
+
+
+def scaled_warm_start(
+    steps: float, batch_size: int, gradient_steps: int, train_freq: int | tuple[int, str] | TrainFreq, n_envs: int = 1
+) -> int:
+    """
+    :func:`warm_start_steps` from an off-policy algorithm's settings, as its constructor takes them.
+
+    :param steps: The warm start at :data:`WARM_START_DRAWS` draws per timestep.
+    :param batch_size: Transitions per gradient step.
+    :param gradient_steps: Gradient steps per rollout (-1: as many as timesteps collected).
+    :param train_freq: Rollout length: timesteps of each env, or ``(n, "step" | "episode")``.
+    :param n_envs: Number of environments.
+    :return: Timesteps.
+    """
+    steps = _timesteps(steps, "warm_start_steps steps")
+    frequency, unit = (train_freq, "step") if isinstance(train_freq, int) else tuple(train_freq)
+    if gradient_steps < 0:  # as many gradient steps as timesteps collected
+        draws = float(batch_size)
+    elif TrainFrequencyUnit(unit) == TrainFrequencyUnit.EPISODE:
         return steps
-    else:  # a rollout is train_freq.frequency steps of each env
-        draws = model.batch_size * model.gradient_steps / (train_freq.frequency * model.n_envs)
+    else:  # a rollout is train_freq steps of each env
+        draws = batch_size * gradient_steps / (int(frequency) * n_envs)
     return round(steps * draws / WARM_START_DRAWS)
 
 
@@ -102,8 +114,8 @@ class TransferCallback(BaseCallback):
         policy = self.model.policy
         if not isinstance(policy, TransferPolicyMixin):
             raise TransferConfigError(
-                f"{type(self).__name__} needs a model built with TransferDQNPolicy or TransferQRDQNPolicy "
-                f"(this one has {type(policy).__name__})."
+                f"{type(self).__name__} needs a model with a Transfer policy (e.g. TransferDQNPolicy, or "
+                f"TransferDQN's 'MlpPolicy'); this one has {type(policy).__name__}."
             )
         return policy
 
@@ -220,7 +232,7 @@ class GradualUnfreeze(TransferCallback):
                 print(f"{type(self).__name__}: the policy has no pretrained weights and nothing frozen; nothing to do.")
             return
         # Groups whose warm-up a save / load or an earlier run cut short go on warming up.
-        self._warming = {g["group"]: now for g in self.policy.optimizer.param_groups if g.get("lr_warmup", 1.0) < 1.0}
+        self._warming = {g: now for g in self.policy.layer_groups() if self.policy.param_group(g)["lr_warmup"] < 1.0}
         groups = list(self.policy.layer_groups())
         frozen = self.policy.frozen_groups()
         if not frozen:
@@ -246,9 +258,7 @@ class GradualUnfreeze(TransferCallback):
         return True
 
     def _set_warmup(self, group: str, factor: float) -> None:
-        param_group = self.policy.param_group(group)
-        param_group["lr_warmup"] = factor
-        param_group.refresh()
+        self.policy.set_lr_warmup(group, factor)
 
 
 class PolicyWarmStart(TransferCallback):
@@ -257,16 +267,16 @@ class PolicyWarmStart(TransferCallback):
     pretrained policy acting (epsilon-greedy at the model's exploration rate) instead of random actions.
 
     Every training phase that follows a rollout ending within the first ``steps`` timesteps of training runs with every
-    layer group's learning rate at 0 (factor ``lr_hold`` of its optimizer param group, which lasts one training phase;
-    ``transfer/lr/<group>`` logs the rates used); so, as with ``learning_starts=steps``, the first update follows
-    timestep ``steps + 1``.
+    layer group's learning rate at 0 (the policy's :meth:`~sb3_transfer.policies.TransferPolicyMixin.hold_learning`, which
+    lasts one training phase; ``transfer/lr/<group>`` logs the rates used); so, as with ``learning_starts=steps``, the
+    first update follows timestep ``steps + 1``.
     Without it, rl-zoo3's settings for many tasks (``learning_starts=0``, a gradient step per environment step) start
     updating a pretrained network on a handful of transitions, which can throw its jumpstart away.
 
     - The gradient steps of the hold still run (at lr 0): the optimizer's moment estimates fill up on the buffer.
-    - The hold is set at the end of each rollout for the training phase that follows, and used up by it: a model saved
-      by another callback or loaded learns at its full rates; after a ``learn()`` interrupted between a rollout and
-      its training phase, at most the next training phase is held.
+    - The hold is set at the end of each rollout for the training phase that follows, and ends with it; it is not
+      saved, so a loaded model learns at its full rates; after a ``learn()`` interrupted between a rollout and its
+      training phase, at most the next training phase is held.
     - It counts timesteps of training across ``learn()`` calls of the same model; a new model starts a new hold.
     - :class:`GradualUnfreeze` and its warm-ups wait for the release when given ``delay`` equal to the hold
       (``warm_start_steps(model)`` for the default hold).
@@ -317,21 +327,49 @@ class PolicyWarmStart(TransferCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        self._set_hold(1.0 if self.released else 0.0)
+        # For the training phase that follows this rollout (the policy ends the hold with it).
+        if self.released:
+            self.policy.release_learning()
+        else:
+            self.policy.hold_learning()
         super()._on_rollout_end()
 
     def _on_training_end(self) -> None:
-        self._set_hold(1.0)
+        self.policy.release_learning()
 
     @property
     def holding(self) -> bool:
         """Whether learning is still held."""
         return not self.released
 
-    def _set_hold(self, factor: float) -> None:
-        # Applied by the learning-rate update at the start of the next train(), which uses it up.
-        for group in self.policy.layer_groups():
-            self.policy.param_group(group)["lr_hold"] = factor
+
+class RecordTransfer(BaseCallback):
+    """
+    For a model that SB3's own algorithm built with a Transfer policy and ``policy_kwargs=dict(pretrained=...)`` (as
+    rl-zoo3 builds models): when training starts, prints the transfer report (``verbose=1``), writes it as JSON
+    (``path``), and makes the model save the architecture the source implied instead of the source, as
+    :class:`~sb3_transfer.TransferDQN` does, so that every model saved from then on (checkpoints, rl-zoo3's best and
+    final models) loads without the source. A model built without a source is left alone.
+
+    :param path: Where to write the report as JSON (``None``: not written).
+    :param verbose: 1 prints the report.
+    """
+
+    def __init__(self, path: str | None = None, verbose: int = 1) -> None:
+        super().__init__(verbose)
+        self.path = path
+
+    def _init_callback(self) -> None:
+        report = getattr(self.model.policy, "transfer_report", None)
+        if report is None or not keep_architecture(self.model):
+            return  # no source, or recorded already (by TransferDQN, or an earlier learn())
+        if self.verbose >= 1:
+            print(report)
+        if self.path:
+            report.save(self.path)
+
+    def _on_step(self) -> bool:
+        return True
 
 
 class TransferEvalCallback(EvalCallback):

@@ -12,14 +12,10 @@ from typing import Any
 
 import gymnasium as gym
 
-from sb3_transfer.adapt import ALGOS, load_and_adapt
-from sb3_transfer.errors import TransferConfigError, TransferError
+from sb3_transfer.adapt import ALGOS, SB3_ALGOS, load_and_adapt
+from sb3_transfer.errors import OutputExistsError, TransferConfigError, TransferError
 from sb3_transfer.sources import read_source
 from sb3_transfer.zoo import zoo_hyperparams
-
-
-class OutputExistsError(TransferError, FileExistsError):
-    """An output path exists and ``--force`` was not given."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,7 +132,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     hyperparams, n_timesteps, origin = zoo_hyperparams(args.algo, args.env)
     steps = args.steps or n_timesteps or 50_000
     print(f"Training {args.algo} on {args.env} for {steps} timesteps with {origin}.")
-    model = ALGOS[args.algo]("MlpPolicy", args.env, seed=args.seed, verbose=0, **hyperparams)
+    model = SB3_ALGOS[args.algo]("MlpPolicy", args.env, seed=args.seed, verbose=0, **hyperparams)
     model.learn(steps, progress_bar=_progress_bar(args))
     model.save(output)
     print(f"Saved {output}")
@@ -196,11 +192,8 @@ def _build(args: argparse.Namespace) -> tuple[Any, str]:
     algo = args.algo or (network.algo.lower() if network is not None and network.algo != "module" else "dqn")
     hyperparams, _, origin = zoo_hyperparams(algo, args.env)
     if args.source == "scratch":
-        from sb3_transfer.policies import TransferDQNPolicy, TransferQRDQNPolicy
-
-        policy = TransferQRDQNPolicy if algo == "qrdqn" else TransferDQNPolicy
         policy_kwargs = {**hyperparams.pop("policy_kwargs", {}), "freeze": args.freeze or None}
-        model = ALGOS[algo](policy, args.env, policy_kwargs=policy_kwargs, seed=args.seed, verbose=0, **hyperparams)
+        model = ALGOS[algo]("MlpPolicy", args.env, policy_kwargs=policy_kwargs, seed=args.seed, verbose=0, **hyperparams)
         return model, origin
     hyperparams.pop("policy_kwargs", None)  # the architecture is the source's
     transfer = (
@@ -219,7 +212,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, str]:
         policy_kwargs={"freeze": args.freeze or None},
         **hyperparams,
     )
-    print(getattr(model, "transfer_report", ""))  # set by load_and_adapt; SB3's classes do not declare it
+    print(model.transfer_report)
     return model, origin
 
 
@@ -228,7 +221,8 @@ def _adapt(args: argparse.Namespace) -> int:
     model, origin = _build(args)
     print(f"Hyperparameters: {origin}.")
     model.save(output)
-    print(f"Saved {output}")
+    report = model.transfer_report.save(output.with_suffix(".report.json"))
+    print(f"Saved {output} and its transfer report {report}")
     return 0
 
 
@@ -262,7 +256,7 @@ def _train(args: argparse.Namespace) -> int:
     model, origin = _build(args)
     if args.warm_start == "auto":
         schedules = schedules_for(warm_start_steps(model))
-    algo = "qrdqn" if type(model).__name__ == "QRDQN" else "dqn"
+    algo = "qrdqn" if isinstance(model, ALGOS["qrdqn"]) else "dqn"
     _, n_timesteps, _ = zoo_hyperparams(algo, args.env)
     steps = args.steps or n_timesteps or 50_000
     run_dir = _run_dir(args.log_dir, algo, args.env)
@@ -282,9 +276,8 @@ def _train(args: argparse.Namespace) -> int:
     print(f"Training on {args.env} for {steps} timesteps with {origin}; logs in {run_dir}")
     model.learn(steps, callback=callbacks, progress_bar=_progress_bar(args))
     model.save(run_dir / args.env)
-    report = getattr(model, "transfer_report", None)
-    if report is not None:
-        (run_dir / "transfer_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+    if model.transfer_report is not None:
+        model.transfer_report.save(run_dir / "transfer_report.json")
     if evaluation.metrics is not None:
         (run_dir / "metrics.json").write_text(json.dumps(evaluation.metrics.to_dict(), indent=2))
         print(evaluation.metrics)

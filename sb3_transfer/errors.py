@@ -31,3 +31,7 @@ class IncompatibleSpaceError(TransferError, ValueError):
 
 class StrictTransferError(TransferError, ValueError):
     """``strict=True`` was asked for and some pretrained tensor could not be carried over as it is."""
+
+
+class OutputExistsError(TransferError, FileExistsError):
+    """An output path exists and overwriting it was not asked for (``--force``)."""

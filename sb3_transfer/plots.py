@@ -31,16 +31,15 @@ def plot_transfer(
     :return: The path written.
     """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # The figure is drawn without pyplot, so the user's matplotlib backend and open figures are left alone.
+        from matplotlib.figure import Figure
     except ImportError as e:
         raise TransferError("Plots need matplotlib: pip install 'sb3-transfer[plots]' (or pip install matplotlib).") from e
     if not curves:
         raise TransferError("plot_transfer needs at least one labelled curve.")
     rng = np.random.default_rng(0)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for label, source in curves.items():
         seeds = [load_curve(c) for c in (source if isinstance(source, list) else [source])]
         start, end = max(t[0] for t, _ in seeds), min(t[-1] for t, _ in seeds)
@@ -62,5 +61,4 @@ def plot_transfer(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return str(path)

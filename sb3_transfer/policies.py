@@ -1,68 +1,47 @@
-"""``TransferDQNPolicy`` and ``TransferQRDQNPolicy``: drop-in policies for SB3's ``DQN`` and sb3-contrib's ``QRDQN`` that
-start from a pretrained network, freeze layer groups and scale their learning rates."""
+"""Transfer policies: drop-in policies for SB3's ``DQN`` and sb3-contrib's ``QRDQN`` (with the meanings of SB3's
+``MlpPolicy``, ``CnnPolicy`` and ``MultiInputPolicy``) that start from a pretrained network, freeze layer groups and
+scale the learning rate of each group."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.qrdqn.policies import QRDQNPolicy
-from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
-from sb3_transfer.adapters import InputAdapter
-from sb3_transfer.errors import TransferConfigError
-from sb3_transfer.groups import ADAPTER, FEATURES, online_network, resolve_patterns, split_groups
+from sb3_transfer.errors import SourceNotFoundError, TransferConfigError
+from sb3_transfer.groups import layout_of, resolve_patterns
 from sb3_transfer.sources import SourceNetwork, read_source
 from sb3_transfer.transplant import TransferReport, target_policy_kwargs, transplant
 
-# The architecture keys a pretrained source decides when the user leaves them unset.
-_ARCH_KEYS = ("net_arch", "activation_fn", "features_extractor_class", "features_extractor_kwargs", "normalize_images")
+#: Keyword arguments of the Transfer policies that only matter while the policy is first built from a source.
+TRANSFER_ONLY_KWARGS = ("pretrained", "transfer", "action_map", "strict", "trust_source")
 
-
-class ScaledLRGroup(dict):
-    """
-    An optimizer param group whose ``lr`` is stored times its ``lr_scale``, ``lr_warmup`` and ``lr_hold`` factors.
-
-    SB3 sets every param group's ``lr`` to the schedule's value at each ``train()``; storing the product on assignment
-    is what lets a per-group factor survive that, with any learning-rate schedule. ``lr_base`` keeps the value set.
-    ``lr_hold`` lasts for one assignment from SB3 (the one at the start of a ``train()``): it applies to that training
-    phase only, so a hold cannot outlive the callback that set it by more than one phase (see
-    :class:`~sb3_transfer.callbacks.PolicyWarmStart`).
-    """
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if key == "lr":
-            super().__setitem__("lr_base", value)
-            value = self._scaled(value)
-            if self.get("lr_hold", 1.0) != 1.0:
-                super().__setitem__("lr_hold", 1.0)
-        super().__setitem__(key, value)
-
-    def _scaled(self, base: float) -> float:
-        return base * self.get("lr_scale", 1.0) * self.get("lr_warmup", 1.0) * self.get("lr_hold", 1.0)
-
-    def refresh(self) -> None:
-        """Re-apply the factors to the last base learning rate (after changing one of them; a hold stays set)."""
-        super().__setitem__("lr", self._scaled(self.get("lr_base", self["lr"])))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Copies and pickles rebuild the dict as it is, without applying the factors a second time.
-        return (type(self), (dict(self),))
+# States of the warm-start hold (see TransferPolicyMixin.hold_learning).
+_NO_HOLD, _PENDING, _ACTIVE = "none", "pending", "active"
+# The schedule's learning rate of a param group while a step runs with the group's factors applied.
+_BASE = "lr_base"
 
 
 class TransferPolicyMixin:
     """
-    What :class:`TransferDQNPolicy` and :class:`TransferQRDQNPolicy` add to SB3's policies: a pretrained start through
-    the one transplant path, frozen layer groups and per-group learning-rate factors, all saved with the model.
+    What the Transfer policies add to SB3's policies: a pretrained start through the one transplant path, frozen layer
+    groups and per-group learning-rate factors, all saved with the model.
+
+    Learning rates: SB3 writes its schedule's value into every optimizer param group before training; each group
+    carries factors (``lr_scale``, ``lr_warmup``) that an optimizer step pre-hook applies for the duration of the step
+    only, so any schedule and any number of SB3's writes keep them. Frozen groups carry ``frozen``; all three are saved
+    with the optimizer state.
     """
+
+    #: The features extractor without a source (or when the source's does not fit): SB3's alias's.
+    default_features_extractor_class: ClassVar[type[BaseFeaturesExtractor]] = FlattenExtractor
 
     optimizer: th.optim.Optimizer
     optimizer_class: type[th.optim.Optimizer]
@@ -84,35 +63,47 @@ class TransferPolicyMixin:
         self._frozen: set[str] = set()
         self._freeze_patterns = [freeze] if isinstance(freeze, str) else list(freeze or [])
         self._lr_scale_patterns = _check_lr_scale(lr_scale)
-        user = {k: v for k, v in arch.items() if v is not None}
-        if pretrained is None:
-            user.setdefault("features_extractor_class", _default_extractor(observation_space))
-            return user, None, []
-        network = pretrained if isinstance(pretrained, SourceNetwork) else read_source(pretrained, trust_source=trust_source)
-        fitted, notes = target_policy_kwargs(network, observation_space, user, quantiles=quantiles)
-        fitted.setdefault("features_extractor_class", _default_extractor(observation_space))
-        return fitted, network, notes
+        self._hold = _NO_HOLD
+        resolved: dict[str, Any] = {k: v for k, v in arch.items() if v is not None}
+        network, notes = None, []
+        if pretrained is not None:
+            try:
+                network = read_source(pretrained, trust_source=trust_source)
+            except SourceNotFoundError as e:
+                raise SourceNotFoundError(
+                    f"{e} A model built by SB3's own algorithm with policy_kwargs=dict(pretrained=...) saves that path and "
+                    "reads the source again when loaded; TransferDQN / TransferQRDQN and load_and_adapt save the "
+                    "architecture instead, so that their models load without the source."
+                ) from e
+            resolved, notes = target_policy_kwargs(network, observation_space, resolved, quantiles=quantiles)
+        resolved.setdefault("features_extractor_class", self.default_features_extractor_class)
+        self._architecture = dict(resolved)
+        return resolved, network, notes
 
     def _finish_transfer(
         self,
         network: SourceNetwork | None,
         notes: list[str],
-        pretrained: Any,
-        resolved: dict[str, Any],
         transfer: str | Sequence[str],
         action_map: Mapping[int, int] | None,
         strict: bool,
     ) -> None:
-        """Transplant (once: never again on load), then apply ``freeze=``."""
+        """Transplant into the built networks, then apply ``freeze=``."""
         self.transfer_report = None
         if network is not None:
             report = transplant(network, self, transfer=transfer, action_map=action_map, strict=strict)  # type: ignore[arg-type]
             report.notes += notes
             self.transfer_report = report
             self.pretrained_from = self.pretrained_from or network.description
-            _pin_resolved_kwargs(pretrained, resolved, network.description)
         if self._freeze_patterns:
             self.freeze(*self._freeze_patterns)
+
+    def architecture_kwargs(self) -> dict[str, Any]:
+        """
+        The architecture this policy was built with (the source's where the user left it unset), as keyword arguments
+        that build the same networks without the source: what a model saves instead of ``pretrained``.
+        """
+        return dict(self._architecture)
 
     # --- SB3 hooks (the mixin comes first in the MRO, so super() is SB3's policy) -----------------------------------------
 
@@ -121,7 +112,16 @@ class TransferPolicyMixin:
         self.optimizer = self._make_grouped_optimizer(lr_schedule)
 
     def set_training_mode(self, mode: bool) -> None:
+        """
+        SB3's ``set_training_mode``; frozen groups stay in eval mode. SB3 puts the policy in training mode at the start
+        of each training phase and out of it before collecting experience: a pending hold (:meth:`hold_learning`)
+        applies from the one and ends with the other.
+        """
         super().set_training_mode(mode)  # type: ignore[misc]
+        if mode and self._hold == _PENDING:
+            self._hold = _ACTIVE
+        elif not mode and self._hold == _ACTIVE:
+            self._hold = _NO_HOLD
         self._apply_frozen_modes()
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -129,30 +129,11 @@ class TransferPolicyMixin:
 
     # --- layer groups -------------------------------------------------------------------------------------------------
 
-    def _online(self) -> tuple[str, nn.Module]:
-        mlp_name, online, _ = online_network(self)  # type: ignore[arg-type]
-        return mlp_name, online
-
     def layer_groups(self) -> dict[str, list[nn.Parameter]]:
-        """The online network's parameters by named layer group, in network order."""
-        mlp_name, online = self._online()
-        groups = split_groups(dict(online.named_parameters()), mlp_name)
-        return {name: list(params.values()) for name, params in groups.items()}
-
-    def _group_modules(self) -> dict[str, nn.Module]:
-        mlp_name, online = self._online()
-        extractor = online.features_extractor
-        modules: dict[str, nn.Module] = {}
-        if isinstance(extractor, InputAdapter):
-            modules[ADAPTER], modules[FEATURES] = extractor.adapter, extractor.extractor
-        else:
-            modules[FEATURES] = extractor
-        names = split_groups({name: name for name, _ in online.named_parameters()}, mlp_name)
-        mlp = getattr(online, mlp_name)
-        for group, params in names.items():
-            if group not in (ADAPTER, FEATURES):
-                modules[group] = mlp[int(next(iter(params.values())).split(".")[1])]
-        return modules
+        """The online networks' parameters by named layer group, in network order."""
+        params = dict(self.named_parameters())  # type: ignore[attr-defined]
+        names = layout_of(self).split(params)  # type: ignore[arg-type]
+        return {group: [params[name] for name in members.values()] for group, members in names.items()}
 
     # --- freezing -----------------------------------------------------------------------------------------------------
 
@@ -196,7 +177,8 @@ class TransferPolicyMixin:
         # The optimizer's param groups carry the flag, so that it is saved with the model (SB3 saves the optimizer).
         for group in self.optimizer.param_groups:
             group["frozen"] = group.get("group") in self._frozen
-        self.set_training_mode(self.training)  # type: ignore[attr-defined]
+        self.train(self.training)  # type: ignore[attr-defined]  (an unfrozen group follows the policy's mode again)
+        self._apply_frozen_modes()
 
     def frozen_groups(self) -> list[str]:
         """The frozen layer groups, in network order."""
@@ -207,7 +189,7 @@ class TransferPolicyMixin:
         if not self._frozen:
             return
         if getattr(self, "_modules_of_groups", None) is None:
-            self._modules_of_groups = self._group_modules()  # the architecture is fixed once built
+            self._modules_of_groups = layout_of(self).modules(self)  # type: ignore[arg-type]  (fixed once built)
         for name in self._frozen:
             self._modules_of_groups[name].eval()
 
@@ -223,20 +205,33 @@ class TransferPolicyMixin:
     def _make_grouped_optimizer(self, lr_schedule: Schedule) -> th.optim.Optimizer:
         groups = self.layer_groups()
         param_groups = [
-            ScaledLRGroup(
-                params=params,
-                group=name,
-                lr_scale=self._scale_for(name, list(groups)),
-                lr_warmup=1.0,
-                frozen=name in self._frozen,
-            )
+            {
+                "params": params,
+                "group": name,
+                "lr_scale": self._scale_for(name, list(groups)),
+                "lr_warmup": 1.0,
+                "frozen": name in self._frozen,
+            }
             for name, params in groups.items()
         ]
         optimizer = self.optimizer_class(param_groups, lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
-        for group in optimizer.param_groups:
-            group["lr"] = lr_schedule(1)
+        optimizer.register_step_pre_hook(self._apply_lr_factors)
+        optimizer.register_step_post_hook(self._remove_lr_factors)
         optimizer.register_load_state_dict_post_hook(self._after_optimizer_load)
         return optimizer
+
+    def _hold_factor(self) -> float:
+        return 1.0 if self._hold == _NO_HOLD else 0.0
+
+    def _apply_lr_factors(self, optimizer: th.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        hold = self._hold_factor()
+        for group in optimizer.param_groups:
+            group[_BASE] = base = group["lr"]
+            group["lr"] = base * group.get("lr_scale", 1.0) * group.get("lr_warmup", 1.0) * hold
+
+    def _remove_lr_factors(self, optimizer: th.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = group.pop(_BASE, group["lr"])
 
     def set_lr_scale(self, lr_scale: Mapping[str, float]) -> None:
         """
@@ -248,40 +243,67 @@ class TransferPolicyMixin:
         lr_scale = _check_lr_scale(lr_scale)
         for pattern, factor in lr_scale.items():
             for name in resolve_patterns([pattern], groups, what="lr_scale"):
-                group = self.param_group(name)
-                group["lr_scale"] = float(factor)
-                group.refresh()
+                self.param_group(name)["lr_scale"] = float(factor)
         self._lr_scale_patterns.update(lr_scale)
 
-    def param_group(self, group: str) -> ScaledLRGroup:
+    def set_lr_warmup(self, group: str, factor: float) -> None:
         """
-        The optimizer param group of a layer group (its ``lr``, ``lr_scale``, ``lr_warmup``, ``lr_hold``).
+        Set a group's warm-up factor (between 0 and 1), applied on top of its ``lr_scale``; saved with the model.
+
+        :param group: A layer group name.
+        :param factor: The factor.
+        """
+        if not 0.0 <= factor <= 1.0:
+            raise TransferConfigError(f"set_lr_warmup({group!r}, {factor!r}): a warm-up factor lies in [0, 1].")
+        self.param_group(group)["lr_warmup"] = float(factor)
+
+    def hold_learning(self) -> None:
+        """
+        Hold learning for the next training phase: every group's learning rate is 0 from when SB3 next puts the
+        policy in training mode (the start of ``train()``) until it takes it out of it again. The gradient steps still
+        run (an optimizer such as Adam updates its moment estimates). Not saved: a loaded model learns.
+        """
+        self._hold = _ACTIVE if self.training and self._hold == _ACTIVE else _PENDING  # type: ignore[attr-defined]
+
+    def release_learning(self) -> None:
+        """Cancel a hold set by :meth:`hold_learning`."""
+        self._hold = _NO_HOLD
+
+    @property
+    def learning_held(self) -> bool:
+        """Whether the current or next training phase is held (:meth:`hold_learning`)."""
+        return self._hold != _NO_HOLD
+
+    def param_group(self, group: str) -> dict[str, Any]:
+        """
+        The optimizer param group of a layer group (its ``lr`` as SB3 set it, ``lr_scale``, ``lr_warmup``, ``frozen``).
 
         :param group: A layer group name.
         """
         for param_group in self.optimizer.param_groups:
             if param_group.get("group") == group:
-                return param_group  # type: ignore[return-value]
+                return param_group
         raise TransferConfigError(
             f"No layer group '{group}'; groups are: {', '.join(g.get('group', '?') for g in self.optimizer.param_groups)}."
         )
 
     def learning_rates(self) -> dict[str, float]:
-        """The current learning rate of each layer group."""
-        return {g["group"]: float(g["lr"]) for g in self.optimizer.param_groups}
+        """The learning rate each layer group's next optimizer step uses: SB3's rate times the group's factors."""
+        hold = self._hold_factor()
+        return {
+            g["group"]: float(g["lr"] * g.get("lr_scale", 1.0) * g.get("lr_warmup", 1.0) * hold)
+            for g in self.optimizer.param_groups
+        }
 
     # --- saving -------------------------------------------------------------------------------------------------------
 
     def _after_optimizer_load(self, optimizer: th.optim.Optimizer) -> None:
-        # torch's Optimizer.load_state_dict replaces the param groups by plain dicts (their keys survive): wrap them
-        # again, and restore the frozen groups saved with them (callbacks may have changed them since construction).
-        groups = [g if isinstance(g, ScaledLRGroup) else ScaledLRGroup(g) for g in optimizer.param_groups]
-        optimizer.param_groups[:] = groups
-        # A hold belongs to the PolicyWarmStart that set it: a model saved during one learns again once loaded.
-        for group in groups:
-            if group.get("lr_hold", 1.0) != 1.0:
-                group["lr_hold"] = 1.0
-                group.refresh()
+        for group in optimizer.param_groups:
+            # Saved by sb3-transfer 0.1 (whose groups stored the scaled rate and its base) or during a step.
+            if _BASE in group:
+                group["lr"] = group.pop(_BASE)
+            group.pop("lr_hold", None)
+        # Restore the frozen groups saved with the optimizer (callbacks may have changed them since construction).
         frozen = [g["group"] for g in optimizer.param_groups if g.get("frozen")]
         if set(frozen) != self._frozen:
             self.unfreeze()
@@ -289,7 +311,11 @@ class TransferPolicyMixin:
                 self.freeze(*frozen)
 
     def _transfer_constructor_parameters(self) -> dict[str, Any]:
-        return {"freeze": self.frozen_groups(), "lr_scale": dict(self._lr_scale_patterns)}
+        return {
+            "freeze": self.frozen_groups(),
+            "lr_scale": dict(self._lr_scale_patterns),
+            "pretrained_from": self.pretrained_from,
+        }
 
 
 def _check_lr_scale(lr_scale: Mapping[str, float] | None) -> dict[str, float]:
@@ -300,48 +326,24 @@ def _check_lr_scale(lr_scale: Mapping[str, float] | None) -> dict[str, float]:
     return checked
 
 
-def _default_extractor(observation_space: spaces.Space) -> type[BaseFeaturesExtractor]:
-    """The extractor SB3's MlpPolicy / CnnPolicy / MultiInputPolicy would use for these observations."""
-    if isinstance(observation_space, spaces.Dict):
-        return CombinedExtractor
-    return NatureCNN if is_image_space(observation_space) else FlattenExtractor
-
-
-def _pin_resolved_kwargs(pretrained: Any, resolved: dict[str, Any], description: str) -> None:
-    """
-    Write the architecture found in the source into the owning model's ``policy_kwargs`` and drop ``pretrained``.
-
-    SB3 saves ``model.policy_kwargs`` and rebuilds the policy from them on ``load()``, before loading the fine-tuned
-    weights. Pinned this way, loading neither needs the source file (it may be gone) nor transplants it again. SB3
-    builds policies only inside its algorithms' ``_setup_model``, so the model is found a few frames up.
-    """
-    frame = sys._getframe(1)
-    for _ in range(12):
-        if frame is None:
-            return
-        model = frame.f_locals.get("self")
-        if isinstance(model, BaseAlgorithm) and isinstance(model.policy_kwargs, dict):
-            if model.policy_kwargs.get("pretrained") is pretrained:
-                arch = {k: v for k, v in resolved.items() if k in (*_ARCH_KEYS, "n_quantiles")}
-                model.policy_kwargs = {**model.policy_kwargs, **arch, "pretrained": None, "pretrained_from": description}
-            return
-        frame = frame.f_back
-
-
 class TransferDQNPolicy(TransferPolicyMixin, DQNPolicy):
     """
     SB3's DQN policy with a pretrained start, frozen layer groups and per-group learning rates. Use it with SB3's own
     ``DQN``: ``DQN(TransferDQNPolicy, env, policy_kwargs=dict(pretrained="source.zip", freeze=["trunk.*"]))``.
 
-    Without ``pretrained`` it builds exactly what ``MlpPolicy`` / ``CnnPolicy`` / ``MultiInputPolicy`` build for the
-    observations (same weights for the same seed). With it, unset architecture arguments follow the source.
+    It means what SB3's ``MlpPolicy`` means: without ``pretrained`` it builds exactly what ``MlpPolicy`` builds (same
+    weights for the same seed); :class:`TransferDQNCnnPolicy` and :class:`TransferDQNMultiInputPolicy` stand for
+    ``CnnPolicy`` and ``MultiInputPolicy``. With ``pretrained``, unset architecture arguments follow the source, and
+    the source is read and transplanted when the policy is built. A model saves its ``policy_kwargs`` as given: with
+    SB3's own ``DQN`` that is the source's path, read again when the model is loaded; :class:`~sb3_transfer.TransferDQN`
+    and :func:`~sb3_transfer.load_and_adapt` save the architecture instead, so that loading needs no source.
 
     :param observation_space: Observation space.
     :param action_space: Action space (Discrete).
     :param lr_schedule: Learning rate schedule.
     :param net_arch: Hidden layer sizes (default: the source's, else SB3's).
     :param activation_fn: Activation function (default: the source's, else ReLU).
-    :param features_extractor_class: Features extractor (default: the source's, else SB3's for the observations).
+    :param features_extractor_class: Features extractor (default: the source's, else the SB3 alias's: ``FlattenExtractor``).
     :param features_extractor_kwargs: Its keyword arguments.
     :param normalize_images: Divide images by 255 (default: the source's, else True).
     :param optimizer_class: The optimizer; one param group per layer group.
@@ -397,7 +399,7 @@ class TransferDQNPolicy(TransferPolicyMixin, DQNPolicy):
             optimizer_kwargs=optimizer_kwargs,
             **resolved,
         )
-        self._finish_transfer(network, notes, pretrained, resolved, transfer, action_map, strict)
+        self._finish_transfer(network, notes, transfer, action_map, strict)
 
 
 class TransferQRDQNPolicy(TransferPolicyMixin, QRDQNPolicy):
@@ -450,4 +452,28 @@ class TransferQRDQNPolicy(TransferPolicyMixin, QRDQNPolicy):
             optimizer_kwargs=optimizer_kwargs,
             **resolved,
         )
-        self._finish_transfer(network, notes, pretrained, resolved, transfer, action_map, strict)
+        self._finish_transfer(network, notes, transfer, action_map, strict)
+
+
+class TransferDQNCnnPolicy(TransferDQNPolicy):
+    """:class:`TransferDQNPolicy` with the meaning of SB3's ``CnnPolicy``: without a source, a ``NatureCNN``."""
+
+    default_features_extractor_class = NatureCNN
+
+
+class TransferDQNMultiInputPolicy(TransferDQNPolicy):
+    """:class:`TransferDQNPolicy` with the meaning of SB3's ``MultiInputPolicy``: without a source, a ``CombinedExtractor``."""
+
+    default_features_extractor_class = CombinedExtractor
+
+
+class TransferQRDQNCnnPolicy(TransferQRDQNPolicy):
+    """:class:`TransferQRDQNPolicy` with the meaning of sb3-contrib's ``CnnPolicy``: without a source, a ``NatureCNN``."""
+
+    default_features_extractor_class = NatureCNN
+
+
+class TransferQRDQNMultiInputPolicy(TransferQRDQNPolicy):
+    """:class:`TransferQRDQNPolicy` with the meaning of ``MultiInputPolicy``: without a source, a ``CombinedExtractor``."""
+
+    default_features_extractor_class = CombinedExtractor

@@ -36,7 +36,7 @@ from sb3_transfer.errors import (
     UnsafeSourceError,
     UnsupportedSourceError,
 )
-from sb3_transfer.groups import ONLINE_NETS, split_groups
+from sb3_transfer.groups import ADAPTER, FEATURES, HEAD, MODULE_LAYOUT, PolicyLayout, by_group, detect_layout, layout_of
 
 SUPPORTED_ALGOS = ("DQN", "QRDQN")
 
@@ -90,13 +90,14 @@ _OTHER_KEY_HINTS = {
 @dataclass
 class SourceNetwork:
     """
-    A pretrained network as sb3-transfer sees it: the online Q-network's tensors and what is known of its
+    A pretrained network as sb3-transfer sees it: the online network's tensors and what is known of its
     architecture. Built by :func:`read_source`.
 
-    :param tensors: The online network's tensors, named relative to it (``q_net.0.weight``...).
+    :param tensors: The online network's tensors, named as in the source policy's ``state_dict()``
+        (``q_net.q_net.0.weight``...; ``features_extractor.module.*`` for an encoder).
     :param algo: ``"DQN"``, ``"QRDQN"`` or ``"module"`` (a plain encoder).
     :param description: What the source is, for reports.
-    :param mlp_name: Name of the MLP attribute (``q_net`` / ``quantile_net``); ``None`` for a module.
+    :param layout: How its tensors form named layer groups (:data:`~sb3_transfer.groups.LAYOUTS`).
     :param n_actions: Number of actions of the source task, when known.
     :param n_quantiles: Number of quantiles (QR-DQN); 1 for DQN.
     :param net_arch: Hidden layer sizes, read from the tensor shapes.
@@ -113,7 +114,7 @@ class SourceNetwork:
     tensors: dict[str, th.Tensor]
     algo: str
     description: str
-    mlp_name: str | None = None
+    layout: PolicyLayout = MODULE_LAYOUT
     n_actions: int | None = None
     n_quantiles: int = 1
     net_arch: list[int] = field(default_factory=list)
@@ -127,9 +128,14 @@ class SourceNetwork:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def group_names(self) -> dict[str, dict[str, str]]:
+        """The tensor names by named layer group: ``{group: {local name: name}}``."""
+        return self.layout.split(self.tensors)
+
+    @property
     def groups(self) -> dict[str, dict[str, th.Tensor]]:
-        """The tensors by named layer group (see :mod:`sb3_transfer.groups`)."""
-        return split_groups(self.tensors, self.mlp_name or "q_net")
+        """The tensors by named layer group (see :mod:`sb3_transfer.groups`): ``{group: {local name: tensor}}``."""
+        return by_group(self.tensors, self.group_names)
 
     @property
     def input_dim(self) -> int | None:
@@ -138,17 +144,17 @@ class SourceNetwork:
         if self.module is not None:
             layer = adapters.first_layer(self.module)
             return layer.in_features if isinstance(layer, nn.Linear) else None
-        if "adapter" in groups:
-            return int(groups["adapter"]["weight"].shape[1])
-        if groups.get("features_extractor") or self.features_extractor_name.endswith(".NatureCNN"):
+        if ADAPTER in groups:
+            return int(groups[ADAPTER]["weight"].shape[1])
+        if groups.get(FEATURES) or self.features_extractor_name.endswith(".NatureCNN"):
             return None
-        first = next((g for name, g in groups.items() if name.startswith("trunk.") or name == "head"), None)
+        first = next((g for name, g in groups.items() if name.startswith("trunk.") or name == HEAD), None)
         return int(first["weight"].shape[1]) if first else None
 
     @property
     def adapted_dim(self) -> int | None:
         """When the source itself carries an input adapter, the size it adapts to."""
-        adapter = self.groups.get("adapter")
+        adapter = self.groups.get(ADAPTER)
         return int(adapter["weight"].shape[0]) if adapter else None
 
 
@@ -168,15 +174,10 @@ def read_source(source: Any, trust_source: bool = False) -> SourceNetwork:
         return read_zip(source, trust_source=trust_source)
     if isinstance(source, BaseAlgorithm):
         return _from_policy(source.policy, f"{type(source).__name__} model")
-    if isinstance(source, BasePolicy) and any(hasattr(source, attr) for attr in ONLINE_NETS):
-        return _from_policy(source, f"{type(source).__name__}")
     if isinstance(source, BasePolicy):
-        raise UnsupportedSourceError(
-            f"{type(source).__name__} is not a DQN or QR-DQN policy; "
-            f"sb3-transfer transplants from {' and '.join(SUPPORTED_ALGOS)} only."
-        )
+        return _from_policy(source, f"{type(source).__name__}")
     if isinstance(source, nn.Module):
-        tensors = {f"features_extractor.module.{k}": v.detach().clone() for k, v in source.state_dict().items()}
+        tensors = {f"{FEATURES}.module.{k}": v.detach().clone() for k, v in source.state_dict().items()}
         return SourceNetwork(tensors, "module", f"{type(source).__name__} module", module=source)
     if isinstance(source, Mapping):
         return _from_state_dict(source, "state dict", {})
@@ -278,14 +279,26 @@ def _zip_metadata(data: dict[str, Any], trust_source: bool, path: Path) -> dict[
     }
 
 
+#: The architecture attributes SB3's DQN / QR-DQN policies keep (public attributes of the built policy).
+_ARCHITECTURE_ATTRIBUTES = (
+    "net_arch",
+    "activation_fn",
+    "features_extractor_class",
+    "features_extractor_kwargs",
+    "normalize_images",
+    "n_quantiles",
+)
+
+
 def _from_policy(policy: BasePolicy, label: str) -> SourceNetwork:
+    try:
+        layout_of(policy)
+    except TransferConfigError:
+        raise _unsupported(label, type(policy).__module__, policy.state_dict()) from None
     meta = {
         "policy_module": type(policy).__module__,
         "policy_class_name": type(policy).__name__,
-        "policy_kwargs": {
-            **policy._get_constructor_parameters(),
-            "features_extractor_kwargs": policy.features_extractor_kwargs,
-        },
+        "policy_kwargs": {k: getattr(policy, k) for k in _ARCHITECTURE_ATTRIBUTES if hasattr(policy, k)},
         "n_actions": int(policy.action_space.n) if hasattr(policy.action_space, "n") else None,
         "trusted": True,  # a live object: its classes are already imported
     }
@@ -325,31 +338,27 @@ def _check_layers(groups: dict[str, dict[str, th.Tensor]], label: str) -> None:
 def _from_state_dict(state_dict: Mapping[str, Any], label: str, meta: dict[str, Any]) -> SourceNetwork:
     tensors = _check_tensors(state_dict, label)
     module = meta.get("policy_module", "")
-    online = next((attr for attr in ONLINE_NETS if any(k.startswith(f"{attr}.{attr}.") for k in tensors)), None)
-    if online is None:
-        # A Q-network's own state dict (no policy prefix), e.g. policy.q_net.state_dict().
-        online_mlp = next((attr for attr in ONLINE_NETS if any(k.startswith(f"{attr}.") for k in tensors)), None)
-        if online_mlp is not None and not module:
-            tensors = {k: v for k, v in tensors.items() if k.startswith((f"{online_mlp}.", "features_extractor."))}
-            prefix = ""
-        else:
-            raise _unsupported(label, module, tensors)
-        mlp_name = ONLINE_NETS[online_mlp]
-    else:
-        mlp_name, prefix = ONLINE_NETS[online], f"{online}."
-        tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-    algo = "QRDQN" if mlp_name == "quantile_net" else "DQN"
+    found = detect_layout(tensors)
+    # A Q-network's own state dict (no policy prefix, e.g. policy.q_net.state_dict()) is accepted from live objects
+    # only; a zip always holds a whole policy.
+    if found is None or (found[1] and module):
+        raise _unsupported(label, module, tensors)
+    layout, prefix = found
+    targets = tuple(f"{target}." for _, target in layout.targets)  # they follow the online networks
+    tensors = {f"{prefix}{k}": v for k, v in tensors.items() if not f"{prefix}{k}".startswith(targets)}
+    algo = layout.name
 
     kwargs = dict(meta.get("policy_kwargs") or {})
     notes: list[str] = []
     try:
-        groups = split_groups(tensors, mlp_name)
+        names = layout.split(tensors)
     except TransferConfigError as e:
         raise InvalidSourceError(f"{label}: {e}") from e
+    groups = by_group(tensors, names)
     _check_layers(groups, label)
-    head = groups.get("head", {}).get("weight")
+    head = groups.get(HEAD, {}).get("weight")
     if head is None:
-        raise InvalidSourceError(f"{label}: the Q-network has no output layer ({mlp_name}.<i>.weight).")
+        raise InvalidSourceError(f"{label}: the Q-network has no output layer ({layout.parts[-1].path}.<i>.weight).")
     net_arch = [int(g["weight"].shape[0]) for name, g in groups.items() if name.startswith("trunk.")]
     n_actions, n_quantiles = _actions_and_quantiles(int(head.shape[0]), algo, meta.get("n_actions"), kwargs, notes, label)
     activation_fn = _activation(kwargs.get("activation_fn"), notes, label)
@@ -361,7 +370,7 @@ def _from_state_dict(state_dict: Mapping[str, Any], label: str, meta: dict[str, 
         tensors=tensors,
         algo=algo,
         description=label,
-        mlp_name=mlp_name,
+        layout=layout,
         n_actions=n_actions,
         n_quantiles=n_quantiles,
         net_arch=net_arch,

@@ -13,9 +13,12 @@ and each pretrained tensor that lands nowhere is reported as ``dropped``. Nothin
 
 from __future__ import annotations
 
+import json
 import numbers
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch as th
@@ -27,7 +30,7 @@ from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtr
 from sb3_transfer.adapters import InputAdapter, ModuleExtractor, adapt_conv_channels, remap_head
 from sb3_transfer.errors import InvalidSourceError, StrictTransferError, TransferConfigError
 from sb3_transfer.extractors import SmallCNN
-from sb3_transfer.groups import ADAPTER, HEAD, group_order, online_network, resolve_patterns, split_groups
+from sb3_transfer.groups import ADAPTER, HEAD, group_order, layout_of, resolve_patterns
 from sb3_transfer.sources import SourceNetwork
 
 COPIED, ADAPTED, INITIALISED, DROPPED = "copied", "adapted", "initialised", "dropped"
@@ -92,6 +95,20 @@ class TransferReport:
         for row in self.rows:
             out.setdefault(row.group, set()).add(row.action)
         return out
+
+    def carried(self) -> list[str]:
+        """The groups carried over whole: each of their tensors copied or adapted, none left as initialised."""
+        return [g for g, actions in self.group_actions().items() if actions & {COPIED, ADAPTED} and INITIALISED not in actions]
+
+    def save(self, path: str | os.PathLike) -> str:
+        """
+        Write the report as JSON (:meth:`to_dict`), e.g. beside the model it describes.
+
+        :param path: The file to write.
+        :return: The path written.
+        """
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return str(path)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-serialisable data."""
@@ -230,22 +247,22 @@ def transplant(
     target_description: str | None = None,
 ) -> TransferReport:
     """
-    Write a pretrained network into a DQN / QR-DQN policy: the online network, then the target network as a copy of it.
+    Write a pretrained network into a built policy: its online networks, then each target network as a copy of its
+    online network.
 
     :param source: The pretrained network (see :func:`~sb3_transfer.sources.read_source`).
-    :param policy: The target policy, already built for the target task.
+    :param policy: The target policy, already built for the target task (a policy :data:`~sb3_transfer.groups.LAYOUTS`
+        knows).
     :param transfer: ``"features"``, ``"trunk"``, ``"all"`` or a list of glob patterns over group names.
     :param action_map: ``{target_action: source_action}``: head rows to carry over (implies the head is transferred).
     :param strict: Raise :class:`~sb3_transfer.errors.StrictTransferError` if any selected tensor cannot be copied as is.
     :param target_description: How the report names the target.
     :return: The report.
     """
-    mlp_name, online, target_net = online_network(policy)
-    online_attr = next(name for name, module in policy.named_children() if module is online)
-    target_state = online.state_dict()
-    target_names = split_groups({name: name for name in target_state}, mlp_name)
-    source_groups = source.groups
-    source_names = split_groups({name: name for name in source.tensors}, source.mlp_name or "q_net")
+    layout = layout_of(policy)
+    target_state = policy.state_dict()
+    target_names = layout.split(target_state)
+    source_groups, source_names = source.groups, source.group_names
     all_groups = sorted(set(target_names) | set(source_groups), key=group_order)
     selected = resolve_patterns(transfer, all_groups)
     n_target_actions = int(policy.action_space.n)  # type: ignore[attr-defined]
@@ -253,7 +270,6 @@ def transplant(
     if action_map is not None and HEAD not in selected:
         selected = sorted({*selected, HEAD}, key=group_order)
 
-    src_prefix = "" if source.algo == "module" else f"{source.mlp_name}."
     rows: list[TransferRow] = []
     new_state = dict(target_state)
     for group in all_groups:
@@ -276,8 +292,8 @@ def transplant(
                     group=group,
                     action=action,
                     reason=f"not selected by transfer={transfer!r}" if reason == _NOT_SELECTED else reason,
-                    source_name=f"{src_prefix}{source_names[group][local]}" if s is not None else None,
-                    target_name=f"{online_attr}.{name}" if name is not None else None,
+                    source_name=source_names[group][local] if s is not None else None,
+                    target_name=name,
                     source_shape=tuple(s.shape) if s is not None else None,
                     target_shape=tuple(target_state[name].shape) if name is not None else None,
                 )
@@ -294,9 +310,10 @@ def transplant(
         if violations:
             listing = "\n".join(f"  {r.group}: {r.target_name or r.source_name} {r.action} ({r.reason})" for r in violations)
             raise StrictTransferError(f"strict=True: {len(violations)} selected tensor(s) cannot be copied as is:\n{listing}")
-    online.load_state_dict(new_state)
-    # SB3 syncs the target network only when the policy is built; it must start equal to the transplanted online net.
-    target_net.load_state_dict(online.state_dict())
+    policy.load_state_dict(new_state)
+    # SB3 syncs a target network only when the policy is built; it must start equal to the transplanted online one.
+    for online, target in layout.targets:
+        policy.get_submodule(target).load_state_dict(policy.get_submodule(online).state_dict())
     return report
 
 

@@ -7,7 +7,14 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
 from sb3_transfer import TransferConfigError, TransferDQNPolicy
-from sb3_transfer.callbacks import WARM_START_STEPS, FreezeSchedule, GradualUnfreeze, PolicyWarmStart, warm_start_steps
+from sb3_transfer.callbacks import (
+    WARM_START_STEPS,
+    FreezeSchedule,
+    GradualUnfreeze,
+    PolicyWarmStart,
+    scaled_warm_start,
+    warm_start_steps,
+)
 
 FAST = dict(learning_starts=0, train_freq=1, batch_size=8, buffer_size=500, device="cpu")
 
@@ -118,24 +125,23 @@ def test_warmup_never_goes_negative_when_timesteps_restart():
 
 
 class HoldRecorder(PolicyWarmStart):
-    """Records the head's learning rate in each training phase, by the timestep of the rollout before it."""
+    """Records the head's learning rate in each training phase as its optimizer steps use it, by timestep."""
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
         self.rates = {}
+        super().__init__(*args, **kwargs)
 
     @property
     def history(self):
         return sorted(self.rates.items())
 
-    def _on_rollout_start(self):
-        # The rate the last train() used (none yet before the first rollout).
-        if self.model.num_timesteps > 0:
-            self.rates[self.model.num_timesteps] = self.policy.learning_rates()["head"]
+    def _start_over(self):
+        super()._start_over()
+        if getattr(self, "model", None) is not None:  # a step pre-hook after the policy's, which applies the factors
+            self.model.policy.optimizer.register_step_pre_hook(self._record_rate)
 
-    def _on_training_end(self):
-        self._on_rollout_start()
-        super()._on_training_end()
+    def _record_rate(self, optimizer, args, kwargs):
+        self.rates[self.model.num_timesteps] = self.policy.param_group("head")["lr"]
 
 
 def weights(model):
@@ -165,7 +171,7 @@ def test_policy_warm_start_fills_the_buffer_with_the_pretrained_policy(n_envs, c
     greedy, _ = model.policy.predict(obs, deterministic=True)
     np.testing.assert_array_equal(actions, greedy)
     assert {lr for _, lr in callback.history} == {0.0}
-    assert model.policy.param_group("head")["lr_hold"] == 1.0  # learn() ended: the next train() is not held
+    assert not model.policy.learning_held  # learn() ended: the next train() is not held
     model.learn(20, callback=callback, reset_num_timesteps=False)
     assert first_update(callback.history) == 40 + n_envs  # as with learning_starts=40
     assert not unchanged(pretrained, model)
@@ -181,7 +187,7 @@ def test_policy_warm_start_spans_learn_calls_and_is_not_saved(tmp_path, cartpole
     # Saved by a callback during a rollout (as CheckpointCallback does): the hold is not in force then.
     model.save(tmp_path / "mid_hold.zip")
     loaded = DQN.load(tmp_path / "mid_hold.zip", device="cpu")
-    assert all(g.get("lr_hold", 1.0) == 1.0 for g in loaded.policy.optimizer.param_groups)
+    assert not loaded.policy.learning_held
     model.learn(20, callback=callback, reset_num_timesteps=False)
     assert first_update(callback.history) == 51
 
@@ -237,8 +243,14 @@ def test_warm_start_steps_needs_an_off_policy_model():
         warm_start_steps(PPO("MlpPolicy", "CartPole-v1", device="cpu"))
     with pytest.raises(TransferConfigError, match="warm_start_steps steps=-1"):
         warm_start_steps(make(), -1)
-    with pytest.raises(TransferConfigError, match="train_freq=4 is not set up yet"):
-        warm_start_steps(DQN("MlpPolicy", "CartPole-v1", train_freq=4, _init_setup_model=False))
+
+
+@pytest.mark.parametrize("train_freq, draws", [(4, 8), ((8, "step"), 4), ((1, "episode"), 128)])
+def test_scaled_warm_start_reads_train_freq_as_the_constructor_takes_it(train_freq, draws):
+    assert scaled_warm_start(128, batch_size=32, gradient_steps=1, train_freq=train_freq) == draws
+    assert scaled_warm_start(128, batch_size=32, gradient_steps=-1, train_freq=train_freq) == 32
+    built = DQN("MlpPolicy", "CartPole-v1", batch_size=32, train_freq=train_freq, device="cpu")
+    assert warm_start_steps(built, 128) == draws
 
 
 def test_policy_warm_start_by_default_holds_for_each_models_sampling(cartpole_zip):
@@ -280,7 +292,7 @@ def test_an_interrupted_warm_start_holds_at_most_one_more_training_phase(cartpol
         model.learn(100, callback=[PolicyWarmStart(50), Interrupt(at=20)])
     pretrained = weights(model)
     model.learn(1, reset_num_timesteps=False)  # without the callback: the hold set before the interrupt is used up
-    assert unchanged(pretrained, model) and model.policy.param_group("head")["lr_hold"] == 1.0
+    assert unchanged(pretrained, model)
     model.learn(1, reset_num_timesteps=False)
     assert not unchanged(pretrained, model)
 

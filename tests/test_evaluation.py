@@ -85,5 +85,6 @@ def test_plot_without_matplotlib_says_how_to_install(tmp_path, monkeypatch):
     from sb3_transfer import TransferError
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # the figure is drawn without pyplot
     with pytest.raises(TransferError, match=r"sb3-transfer\[plots\]"):
         plot_transfer({"a": ([0, 1], [0, 1])}, tmp_path / "x.png")

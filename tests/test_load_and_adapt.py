@@ -52,7 +52,7 @@ def test_same_spaces_all_gives_equal_q_values(algo, env_fn, policy_kwargs, as_zi
     if as_zip:
         source.save(tmp_path / "source.zip")
     model = load_and_adapt(tmp_path / "source.zip" if as_zip else source, env_fn(), transfer="all", seed=2, verbose=0)
-    assert type(model) is algo
+    assert isinstance(model, algo)
     obs = sample_batch(model.observation_space)
     assert th.equal(q_values(model, obs), q_values(source, obs))
     assert model.transfer_report.counts()["copied"] == len(online_net(source).state_dict())

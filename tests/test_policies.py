@@ -12,9 +12,17 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
-from sb3_transfer import TransferConfigError, TransferDQNPolicy, TransferQRDQNPolicy
+from sb3_transfer import (
+    SourceNotFoundError,
+    TransferConfigError,
+    TransferDQN,
+    TransferDQNPolicy,
+    TransferQRDQN,
+    TransferQRDQNPolicy,
+)
 
 POLICIES = {DQN: TransferDQNPolicy, QRDQN: TransferQRDQNPolicy}
+TRANSFER_ALGOS = {DQN: TransferDQN, QRDQN: TransferQRDQN}
 FAST = dict(learning_starts=0, train_freq=1, batch_size=8, buffer_size=500, device="cpu")
 
 
@@ -39,8 +47,10 @@ def state(module):
 def test_without_pretrained_trains_exactly_like_sb3_policies(algo, env_fn, sb3_policy, policy_kwargs):
     if algo is QRDQN:
         policy_kwargs = {**policy_kwargs, "n_quantiles": 3}
-    # Built and trained one after the other: SB3 seeds the global RNGs at construction.
-    ours = algo(POLICIES[algo], env_fn(), policy_kwargs=policy_kwargs, seed=3, **FAST).learn(60)
+    # Built and trained one after the other: SB3 seeds the global RNGs at construction. Our policy of the same alias.
+    ours = algo(TRANSFER_ALGOS[algo].policy_aliases[sb3_policy], env_fn(), policy_kwargs=policy_kwargs, seed=3, **FAST).learn(
+        60
+    )
     theirs = algo(sb3_policy, env_fn(), policy_kwargs=policy_kwargs, seed=3, **FAST).learn(60)
     a, b = state(online(ours)), state(online(theirs))
     assert a.keys() == b.keys() and all(th.equal(a[k], b[k]) for k in a)
@@ -50,15 +60,18 @@ def test_without_pretrained_trains_exactly_like_sb3_policies(algo, env_fn, sb3_p
 def test_pretrained_sets_architecture_and_transplants(algo, tmp_path):
     source = make_model(algo, "CartPole-v1", net_arch=[12, 10], activation_fn=nn.Tanh)
     source.save(tmp_path / "src.zip")
-    model = algo(
-        POLICIES[algo], "CartPole-v1", policy_kwargs=dict(pretrained=str(tmp_path / "src.zip"), transfer="all"), **FAST
-    )
-    assert model.policy.net_arch == [12, 10] and model.policy.activation_fn is nn.Tanh
-    obs = sample_batch(model.observation_space)
-    assert th.equal(q_values(model, obs), q_values(source, obs))
-    assert model.policy.transfer_report.group_actions()["head"] == {"copied"}
-    # The architecture is pinned in the model's policy_kwargs and the source is not read again on load.
-    assert model.policy_kwargs["pretrained"] is None and model.policy_kwargs["net_arch"] == [12, 10]
+    given = dict(pretrained=str(tmp_path / "src.zip"), transfer="all")
+    for model_class in (algo, TRANSFER_ALGOS[algo]):
+        model = model_class(POLICIES[algo], "CartPole-v1", policy_kwargs=dict(given), **FAST)
+        assert model.policy.net_arch == [12, 10] and model.policy.activation_fn is nn.Tanh
+        obs = sample_batch(model.observation_space)
+        assert th.equal(q_values(model, obs), q_values(source, obs))
+        assert model.policy.transfer_report.group_actions()["head"] == {"copied"}
+    # SB3's own algorithm keeps its policy_kwargs as given; ours keeps the architecture instead of the source.
+    assert algo(POLICIES[algo], "CartPole-v1", policy_kwargs=dict(given), **FAST).policy_kwargs.items() >= given.items()
+    assert "pretrained" not in model.policy_kwargs and "transfer" not in model.policy_kwargs
+    assert model.policy_kwargs["net_arch"] == [12, 10] and model.policy_kwargs["activation_fn"] is nn.Tanh
+    assert "src.zip" in model.policy_kwargs["pretrained_from"]
 
 
 @pytest.mark.parametrize("algo", [DQN, QRDQN])
@@ -148,12 +161,12 @@ def test_save_delete_source_load_and_train_on(algo, tmp_path):
     source = make_model(algo, "CartPole-v1", **MLP_KWARGS)
     source.save(tmp_path / "src.zip")
     kwargs = dict(pretrained=str(tmp_path / "src.zip"), freeze=["trunk.0"], lr_scale={"trunk.1": 0.25})
-    model = algo(POLICIES[algo], "CartPole-v1", policy_kwargs=kwargs, seed=0, **FAST)
+    model = TRANSFER_ALGOS[algo]("MlpPolicy", "CartPole-v1", policy_kwargs=kwargs, seed=0, **FAST)
     model.learn(50)
     model.policy.freeze("trunk.1")  # changed since construction: must survive too
     model.save(tmp_path / "tuned.zip")
     (tmp_path / "src.zip").unlink()
-    loaded = algo.load(tmp_path / "tuned.zip", env=make_vec_env("CartPole-v1"), device="cpu")
+    loaded = algo.load(tmp_path / "tuned.zip", env=make_vec_env("CartPole-v1"), device="cpu")  # SB3's own class
     obs = sample_batch(model.observation_space)
     assert th.equal(q_values(loaded, obs), q_values(model, obs))
     assert loaded.policy.frozen_groups() == ["trunk.0", "trunk.1"]
@@ -166,7 +179,7 @@ def test_save_delete_source_load_and_train_on(algo, tmp_path):
     mlp = "q_net" if algo is DQN else "quantile_net"
     assert all(th.equal(frozen_before[k], after[k]) for k in after if k.startswith((f"{mlp}.0.", f"{mlp}.2.")))
     loaded.learn(10)
-    assert loaded.policy.param_group("trunk.1")["lr"] == pytest.approx(loaded.lr_schedule(1.0) * 0.25, rel=0.5)
+    assert loaded.policy.learning_rates()["trunk.1"] == pytest.approx(loaded.lr_schedule(1.0) * 0.25, rel=0.5)
 
 
 def test_learning_on_never_transplants_again(cartpole_zip):
@@ -234,3 +247,17 @@ def test_plain_sb3_weights_load_into_a_transfer_policy():
     assert th.equal(q_values(ours, obs), q_values(plain, obs))
     assert ours.policy.frozen_groups() == ["trunk.0"]
     assert set(ours.policy.state_dict()) == set(plain.policy.state_dict())  # nothing extra in the weights
+
+
+def test_with_sb3s_own_algorithm_the_source_is_read_again_on_load(cartpole_zip, tmp_path):
+    source = tmp_path / "src.zip"
+    source.write_bytes(cartpole_zip.read_bytes())
+    model = DQN(TransferDQNPolicy, "CartPole-v1", policy_kwargs=dict(pretrained=str(source)), **FAST)
+    model.learn(20)
+    model.save(tmp_path / "tuned.zip")
+    loaded = DQN.load(tmp_path / "tuned.zip", device="cpu")
+    obs = sample_batch(model.observation_space)
+    assert th.equal(q_values(loaded, obs), q_values(model, obs))  # the fine-tuned weights, not the source's
+    source.unlink()
+    with pytest.raises(SourceNotFoundError, match="TransferDQN"):
+        DQN.load(tmp_path / "tuned.zip", device="cpu")

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
+from stable_baselines3 import DQN
+
 import sb3_transfer  # noqa: F401  (registers the variants)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +31,7 @@ def test_config_entries_resolve(path, env_id, hyperparams, monkeypatch):
     module, _, name = hyperparams["policy"].rpartition(".")
     assert hasattr(importlib.import_module(module), name)
     for callback in hyperparams["callback"]:
-        (dotted,) = callback
+        (dotted,) = [callback] if isinstance(callback, str) else callback
         module, _, name = dotted.rpartition(".")
         assert hasattr(importlib.import_module(module), name)
     # rl-zoo3 eval()s policy_kwargs in a module that has `os`: transfer with SB3T_SOURCE, its scratch twin without.
@@ -52,7 +54,9 @@ def rl_zoo_train(tmp_path, env, source=None):
 
 def test_rl_zoo_trains_transfer_and_scratch_twin(tmp_path, cartpole_zip):
     pytest.importorskip("rl_zoo3")
-    rl_zoo_train(tmp_path, "CartPoleLongPole-v1", source=cartpole_zip)
+    source = tmp_path / "cartpole_dqn.zip"
+    source.write_bytes(cartpole_zip.read_bytes())
+    rl_zoo_train(tmp_path, "CartPoleLongPole-v1", source=source)
     rl_zoo_train(tmp_path, "CartPoleLongPole-v1")
     runs = tmp_path / "logs" / "dqn"
     for run in ("CartPoleLongPole-v1_1", "CartPoleLongPole-v1_2"):
@@ -66,6 +70,10 @@ def test_rl_zoo_trains_transfer_and_scratch_twin(tmp_path, cartpole_zip):
     ]
     assert "cartpole_dqn.zip" in kwargs[0]["pretrained_from"] and kwargs[0]["net_arch"] == [16, 16]
     assert "pretrained_from" not in kwargs[1] and kwargs[1]["net_arch"] == [256, 256]
+    # RecordTransfer made the transfer run save its architecture, not its source: it loads without the source.
+    assert "pretrained" not in kwargs[0]
+    source.unlink()
+    DQN.load(runs / "CartPoleLongPole-v1_1" / "CartPoleLongPole-v1.zip", device="cpu")
     pytest.importorskip("seaborn")
     plots = subprocess.run(
         [

@@ -11,6 +11,7 @@ fails the suite instead of being reused.
 from __future__ import annotations
 
 import fnmatch
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,7 +19,7 @@ import os
 import tempfile
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
@@ -190,46 +191,53 @@ def run_hyperparams(run: Run) -> dict:
     return _merged(_zoo(run.pair, run.pair.target_env), run.pair.hyperparams, run.method.hyperparams)
 
 
-def check_hyperparams(run: Run, hyperparams: dict | None = None) -> Any:
+def check_hyperparams(run: Run, hyperparams: dict | None = None) -> dict:
     """
-    A run's algorithm with its hyperparameters as SB3 reads them, without networks or buffer (cheap): a hyperparameter
-    SB3 does not take fails here, before any training, naming the run.
+    A run's hyperparameters checked against its algorithm's constructor without building anything (cheap): a
+    hyperparameter SB3 does not take fails here, before any training, naming the run.
 
     :param run: The run.
     :param hyperparams: Its :func:`run_hyperparams` (read here if not given).
+    :return: The constructor's settings that shape sampling (``batch_size``, ``gradient_steps``, ``train_freq``),
+        given or SB3's defaults.
     """
-    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+    import inspect
 
-    from sb3_transfer.adapt import ALGOS
+    from sb3_transfer.adapt import SB3_ALGOS
 
-    algo = cast("Callable[..., OffPolicyAlgorithm]", ALGOS[run.pair.algo])  # DQN and QRDQN take _init_setup_model
     given = run_hyperparams(run) if hyperparams is None else hyperparams
-    hyperparams = {k: v for k, v in given.items() if k != "policy_kwargs"}
+    signature = inspect.signature(SB3_ALGOS[run.pair.algo])
     try:
-        model = algo("MlpPolicy", run.pair.target_env, device="cpu", _init_setup_model=False, **hyperparams)
-        model._convert_train_freq()
-    except (TypeError, ValueError) as error:
+        bound = signature.bind_partial("MlpPolicy", run.pair.target_env, **given)
+    except TypeError as error:
         raise TransferConfigError(f"run {run.key}: its hyperparameters do not build a model: {error}") from None
-    if model.env is not None:
-        model.env.close()
-    return model
+    settings = {name: bound.arguments.get(name, signature.parameters[name].default) for name in SAMPLING}
+    train_freq = settings["train_freq"]
+    if not (isinstance(train_freq, int) or (isinstance(train_freq, list | tuple) and len(train_freq) == 2)):
+        raise TransferConfigError(f"run {run.key}: train_freq={train_freq!r} is not an int or (n, 'step' | 'episode').")
+    return settings
 
 
-def run_warm_start(run: Run, model: Any = None) -> int:
+#: The constructor arguments of an off-policy algorithm that set how many transitions it draws per timestep.
+SAMPLING = ("batch_size", "gradient_steps", "train_freq")
+
+
+def run_warm_start(run: Run, sampling: dict | None = None) -> int:
     """
     Timesteps of a run's :class:`~sb3_transfer.callbacks.PolicyWarmStart`: its method's ``warm_start``, scaled to the
-    run's sampling by :func:`~sb3_transfer.callbacks.warm_start_steps` if the method says so (0 for scratch).
+    run's sampling by :func:`~sb3_transfer.callbacks.scaled_warm_start` if the method says so (0 for scratch).
 
     :param run: The run.
-    :param model: Its :func:`check_hyperparams` model (built here if needed and not given).
+    :param sampling: Its :func:`check_hyperparams` settings (read here if needed and not given).
     """
-    from sb3_transfer.callbacks import warm_start_steps
+    from sb3_transfer.callbacks import scaled_warm_start
 
     if run.method.transfer is None or not run.method.warm_start:
         return 0
     if not run.method.scale_warm_start:
         return run.method.warm_start
-    return warm_start_steps(model or check_hyperparams(run), run.method.warm_start)
+    sampling = sampling or check_hyperparams(run)
+    return scaled_warm_start(run.method.warm_start, **sampling)
 
 
 def resolve(run: Run) -> tuple[dict, int]:
@@ -238,18 +246,33 @@ def resolve(run: Run) -> tuple[dict, int]:
     return hyperparams, run_warm_start(run, check_hyperparams(run, hyperparams))
 
 
-def train_source(pair: Pair) -> bytes:
-    """Train a pair's source agent (seeded with its ``source_seed``); return its ``.zip``."""
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Torch on one thread while a run trains (runs repeat bit for bit wherever they run), as it was before after."""
     import torch as th
 
-    from sb3_transfer.adapt import ALGOS
-
+    threads = th.get_num_threads()
     th.set_num_threads(1)
-    model = ALGOS[pair.algo](
-        pair.policy, pair.source_env, seed=pair.source_seed, verbose=0, device="cpu", **pair_hyperparams(pair, pair.source_env)
-    )
-    model.learn(pair.source_steps)
-    with tempfile.TemporaryDirectory() as tmp:
+    try:
+        yield
+    finally:
+        th.set_num_threads(threads)
+
+
+def train_source(pair: Pair) -> bytes:
+    """Train a pair's source agent (seeded with its ``source_seed``); return its ``.zip``."""
+    from sb3_transfer.adapt import SB3_ALGOS
+
+    with _one_thread(), tempfile.TemporaryDirectory() as tmp:
+        model = SB3_ALGOS[pair.algo](
+            pair.policy,
+            pair.source_env,
+            seed=pair.source_seed,
+            verbose=0,
+            device="cpu",
+            **pair_hyperparams(pair, pair.source_env),
+        )
+        model.learn(pair.source_steps)
         model.save(Path(tmp) / "source.zip")
         return (Path(tmp) / "source.zip").read_bytes()
 
@@ -266,22 +289,20 @@ def execute(run: Run, source: bytes | None, hyperparams: dict | None = None, hol
     :param hold: The run's warm start (:func:`run_warm_start`), likewise.
     :return: The run's ``evaluations.npz``.
     """
-    import torch as th
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     from sb3_transfer.adapt import ALGOS, load_and_adapt
     from sb3_transfer.callbacks import GradualUnfreeze, PolicyWarmStart, TransferEvalCallback
-    from sb3_transfer.policies import TransferDQNPolicy, TransferPolicyMixin, TransferQRDQNPolicy
+    from sb3_transfer.policies import TransferPolicyMixin
 
-    th.set_num_threads(1)
     pair, method = run.pair, run.method
     hyperparams = dict(run_hyperparams(run) if hyperparams is None else hyperparams)
     hold = run_warm_start(run) if hold is None else hold
-    with tempfile.TemporaryDirectory() as tmp:
+    with _one_thread(), tempfile.TemporaryDirectory() as tmp:
         if method.transfer is None:
-            policy = TransferQRDQNPolicy if pair.algo == "qrdqn" else TransferDQNPolicy
-            model = ALGOS[pair.algo](policy, pair.target_env, seed=run.seed, verbose=0, device="cpu", **hyperparams)
+            # The pair's policy alias, as a Transfer policy (the same networks as SB3's, and the same weights).
+            model = ALGOS[pair.algo](pair.policy, pair.target_env, seed=run.seed, verbose=0, device="cpu", **hyperparams)
         else:
             if source is None:
                 raise TransferConfigError(f"run {run.key}: transfer method {method.name!r} needs the source agent.")

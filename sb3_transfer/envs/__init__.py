@@ -16,6 +16,8 @@ MinAtarImage/<Game>-v1     (MinAtar)         the same game (minimal action set) 
 
 from __future__ import annotations
 
+import importlib.util
+
 import gymnasium as gym
 
 from sb3_transfer.envs.minatar import MinAtarImage
@@ -23,6 +25,14 @@ from sb3_transfer.envs.minatar import MinAtarImage
 __all__ = ["VARIANTS", "MinAtarImage", "register_envs", "source_task"]
 
 MINATAR_GAMES = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
+# MinAtar's own names of its games.
+_MINATAR_NAMES = {
+    "Asterix": "asterix",
+    "Breakout": "breakout",
+    "Freeway": "freeway",
+    "Seaquest": "seaquest",
+    "SpaceInvaders": "space_invaders",
+}
 
 VARIANTS: dict[str, dict] = {
     "CartPoleLongPole-v1": dict(
@@ -80,13 +90,20 @@ def register_envs() -> list[str]:
         if env_id not in gym.registry:
             gym.register(env_id, **{k: v for k, v in spec.items() if k != "source"})
             registered.append(env_id)
-    try:
-        import minatar.gym  # its package does not register its games with gymnasium by itself
-    except ImportError:
+    if importlib.util.find_spec("minatar") is None:
         return registered
-    if "MinAtar/Breakout-v1" not in gym.registry:
-        minatar.gym.register_envs()
-        registered += [env_id for env_id in gym.registry if env_id.startswith("MinAtar/")]
+    # Registered as MinAtar's own register_envs() does, by name: importing minatar imports matplotlib's pyplot and
+    # seaborn, which `import sb3_transfer` should not do (nor take a second for).
+    for game in MINATAR_GAMES:
+        for version, minimal in (("v0", False), ("v1", True)):
+            env_id = f"MinAtar/{game}-{version}"
+            if env_id not in gym.registry:
+                gym.register(
+                    env_id,
+                    entry_point="minatar.gym:BaseEnv",
+                    kwargs=dict(game=_MINATAR_NAMES[game], use_minimal_action_set=minimal),
+                )
+                registered.append(env_id)
     for game in MINATAR_GAMES:
         if f"MinAtarImage/{game}-v1" not in gym.registry:
             gym.register(
