@@ -5,6 +5,25 @@ features extractor) or a state dict. SB3 zips are read from their JSON metadata 
 with ``torch.load(weights_only=True)``; the cloudpickled parts of ``data`` and the optimizer state are never
 unpickled unless ``trust_source=True``. This is also what lets zips written by SB3 1.x, whose pickles name the old
 ``gym`` package, be read on a machine that only has gymnasium.
+
+A zip is a stranger's file, so what reading it costs is bounded by what it really holds, never by the sizes its
+headers declare. Each limit is a module constant, named in the error it raises, that a caller may raise or lower:
+
+- only a regular file is opened (a FIFO or ``/dev/zero`` would never end);
+- no single read of a zip's structure exceeds ``MAX_DIRECTORY_BYTES`` (its directory takes ~60 bytes a member);
+- members are decompressed 64 KiB at a time and stopped at their limit: ``data`` at ``MAX_DATA_BYTES`` and
+  ``MAX_JSON_ITEMS`` (a parsed JSON item costs up to ~25 times its text), ``_stable_baselines3_version`` at
+  ``MAX_VERSION_BYTES``, ``policy.pth`` at ``MAX_WEIGHTS_BYTES``; only stored and deflated members are read;
+- ``policy.pth``, itself a zip in PyTorch's format, is unpacked the same way record by record (``MAX_WEIGHTS_BYTES``
+  in all, ``MAX_PICKLE_BYTES`` for the pickle that describes the tensors, which is checked to be a well-formed pickle
+  before PyTorch reads it) and packed again uncompressed, so that PyTorch allocates exactly the bytes read here;
+- strings from the file are shown escaped and cut at ``MAX_STRING_CHARS``.
+
+Peak memory: let ``W`` be the larger of ``policy.pth``'s size and what its records unpack to, at most
+``MAX_WEIGHTS_BYTES`` (for a zip as SB3 writes it, the size of the online and target networks' tensors). Reading a zip
+takes at most about ``2 W`` (``policy.pth`` and its records while unpacking; the records and the tensors loaded from
+them next), plus its ``data`` member (at most ``MAX_DATA_BYTES``; about twice its size while parsed, as
+``MAX_JSON_ITEMS`` keeps its objects few) and up to ~80 MB of objects built from a pickle of ``MAX_PICKLE_BYTES``.
 """
 
 from __future__ import annotations
@@ -14,13 +33,16 @@ import io
 import json
 import os
 import pickle
+import pickletools
 import re
+import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch as th
 from stable_baselines3.common import torch_layers
@@ -33,6 +55,7 @@ from sb3_transfer.errors import (
     InvalidSourceError,
     SourceNotFoundError,
     TransferConfigError,
+    TransferError,
     UnsafeSourceError,
     UnsupportedSourceError,
 )
@@ -40,11 +63,49 @@ from sb3_transfer.groups import ONLINE_NETS, split_groups
 
 SUPPORTED_ALGOS = ("DQN", "QRDQN")
 
-# Caps on what a zip member may unpack to, so that a small file cannot exhaust memory.
+# Limits on what a file may make the reader allocate (see the module docstring), checked against the bytes really
+# read, never against the sizes a header declares. Module constants, so that a caller may raise or lower them.
+#: SB3's JSON metadata (``data``): a few kB, a few MB with image observations.
 MAX_DATA_BYTES = 64 * 2**20
+#: JSON items (counted as ``[``, ``{`` and ``,``) in ``data``: SB3 writes a few hundred; parsed, each costs ~25x its text.
+MAX_JSON_ITEMS = 100_000
+#: The ``_stable_baselines3_version`` member (SB3 writes a few bytes, e.g. ``2.3.2``).
+MAX_VERSION_BYTES = 1024
+#: ``policy.pth``, and the records it unpacks to in all.
 MAX_WEIGHTS_BYTES = 2 * 2**30
-#: Largest layer size (features, filters) an untrusted file may ask for without weights that show it.
+#: The pickle in ``policy.pth`` that describes its tensors: ~150 bytes a tensor.
+MAX_PICKLE_BYTES = 2**20
+#: Any single read of a zip's structure: its central directory (~60 bytes a member; SB3 writes 6 members). At least
+#: ``_MIN_READ``, which zipfile needs to find the directory.
+MAX_DIRECTORY_BYTES = 2**20
+#: Largest layer size (units, features, filters) a source may have or an untrusted file may ask for.
 MAX_LAYER_SIZE = 2**16
+#: Longest string from a file shown in notes, descriptions and messages (the rest is cut).
+MAX_STRING_CHARS = 200
+
+# Decompressing this much at a time keeps a member's memory to what it really unpacks to.
+_CHUNK = 2**16
+# zipfile reads up to 64 KiB + 22 bytes at once looking for a zip's end record (past its comment).
+_MIN_READ = 2**17
+# What a legacy (PyTorch < 1.6) policy.pth starts with: a pickle of its magic number.
+_LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+# zipfile's two compressions that decompress within a byte limit (bzip2 and lzma would unpack a block at once).
+_READABLE_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+# Errors that reading a damaged zip raises (zipfile's own, and those of the structures it decodes).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    OSError,
+    ValueError,
+    struct.error,
+    OverflowError,
+    KeyError,
+    IndexError,
+)
 
 # Keyword arguments of SB3's extractors that an untrusted zip may set, with their types.
 _SAFE_EXTRACTOR_KWARGS: dict[str, dict[str, type]] = {
@@ -188,25 +249,156 @@ def read_source(source: Any, trust_source: bool = False) -> SourceNetwork:
 
 def read_zip(path: str | os.PathLike, trust_source: bool = False) -> SourceNetwork:
     """
-    Read an SB3 ``.zip`` (any SB3 release from 1.0) without unpickling anything unless ``trust_source``.
+    Read an SB3 ``.zip`` (any SB3 release from 1.0) without unpickling anything unless ``trust_source``, within the
+    memory limits of this module (see its docstring).
 
     :param path: The file; as with SB3's ``load``, ``.zip`` is appended when the path without it does not exist.
     :param trust_source: Allow unpickling the cloudpickled metadata (custom classes). Never for untrusted files.
     :return: The source network.
     """
-    path = Path(path)
-    if not path.exists() and path.with_name(path.name + ".zip").exists():
-        path = path.with_name(path.name + ".zip")
-    if not path.exists():
-        raise SourceNotFoundError(f"Pretrained source '{path}' does not exist.")
-    if path.is_dir():
-        raise InvalidSourceError(f"Pretrained source '{path}' is a directory, not an SB3 .zip file.")
-    with open(path, "rb") as file:
-        head = file.read(30 + 1024)
-    if not zipfile.is_zipfile(path) and not head.startswith(b"PK\x03\x04"):
-        raise InvalidSourceError(f"Pretrained source '{path}' is not a zip archive (SB3 models are saved as .zip files).")
+    path = _find_file(Path(path))
+    label = f"'{_clean(path, 4 * MAX_STRING_CHARS)}'"
+    with _open_regular_file(path, label) as file:
+        members = _read_members(file, label)
+    data = _parse_data(members.pop("data").getvalue(), label)
+    version_file = members.pop("_stable_baselines3_version", None)
+    version = _clean(version_file.getvalue().decode("utf-8", "replace").strip()) if version_file else None
+    # Handed over, not kept here, so that policy.pth's bytes are freed once unpacked.
+    state_dict = _load_weights(members.pop("policy.pth"), label, trust_source)
+    meta = {**_zip_metadata(data, trust_source, label), "trusted": trust_source}
+    network = _from_state_dict(state_dict, label, meta)
+    network.description = f"{label} ({network.algo}" + (f", SB3 {version})" if version else ")")
+    network.sb3_version = version
+    return network
+
+
+def _clean(text: Any, limit: int | None = None) -> str:
+    """
+    A string from a file as it may be shown: non-printable characters (newlines, terminal escapes) escaped as in a
+    Python literal, and cut at ``limit`` (default ``MAX_STRING_CHARS``) characters.
+    """
+    text = text if isinstance(text, str) else str(text)
+    limit = MAX_STRING_CHARS if limit is None else limit
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text[:limit])
+    return shown if len(text) <= limit else f"{shown}... ({len(text)} characters)"
+
+
+def _find_file(path: Path) -> Path:
+    """The source file: ``path``, or ``path.zip`` when only that exists (as SB3's ``load`` finds it)."""
+    label = f"'{_clean(path, 4 * MAX_STRING_CHARS)}'"
+    candidates = [path, path.with_name(path.name + ".zip")] if path.name else [path]
+    for candidate in candidates:
+        try:
+            os.stat(candidate)
+            return candidate
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except (OSError, ValueError) as e:  # a path too long, with a NUL byte, unreadable folder...
+            raise InvalidSourceError(f"Pretrained source {label} cannot be read: {_clean(e)}.") from e
+    raise SourceNotFoundError(f"Pretrained source {label} does not exist.")
+
+
+def _open_regular_file(path: Path, label: str) -> IO[bytes]:
+    """The file opened for reading, after checking it is a regular file: a FIFO or a device could be read forever."""
+    not_regular = f"Pretrained source {label} is not a regular file (a pipe, socket or device); give an SB3 .zip file."
     try:
-        with zipfile.ZipFile(path) as archive:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise InvalidSourceError(f"Pretrained source {label} is a directory, not an SB3 .zip file.")
+        if not stat.S_ISREG(mode):
+            raise InvalidSourceError(not_regular)
+        # Non-blocking, so that a file swapped for a FIFO since the check cannot block open(); fstat tells the truth.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as e:
+        raise InvalidSourceError(f"Pretrained source {label} cannot be opened: {_clean(e)}.") from e
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InvalidSourceError(not_regular)
+    return os.fdopen(fd, "rb")
+
+
+class _CappedReads:
+    """
+    A file whose every single read is capped (by default at ``MAX_DIRECTORY_BYTES``): ``zipfile`` reads a zip's
+    central directory in one read of the size the zip declares, and ``pickletools`` reads an opcode's argument in one
+    read of the size the pickle declares, so the cap bounds those. Members are read through it in ``_CHUNK`` reads.
+    """
+
+    def __init__(self, file: IO[bytes], label: str, what: str, limit: int | None = None, limit_name: str = "") -> None:
+        self._file, self._label, self._what = file, label, what
+        self._limit = max(MAX_DIRECTORY_BYTES, _MIN_READ) if limit is None else limit
+        self._limit_name = limit_name or "MAX_DIRECTORY_BYTES"
+
+    def _check(self, n: int) -> None:
+        if n > self._limit:
+            raise InvalidSourceError(
+                f"{self._label}: {self._what} asks to read {n} bytes at once, more than the limit of {self._limit} "
+                f"(sb3_transfer.sources.{self._limit_name}): it is damaged or oversized; refused."
+            )
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            position = self._file.tell()
+            n = self._file.seek(0, os.SEEK_END) - position
+            self._file.seek(position)
+        self._check(n)
+        return self._file.read(n)
+
+    def readline(self, n: int | None = -1) -> bytes:
+        line = self._file.readline(self._limit + 1 if n is None or n < 0 else min(n, self._limit + 1))
+        self._check(len(line))
+        return line
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+
+def _copy(source: IO[bytes], sink: IO[bytes], limit: int, too_large: str) -> int:
+    """Copy a stream ``_CHUNK`` bytes at a time (a zip member: decompressed that much at a time) up to ``limit`` bytes."""
+    total = 0
+    while chunk := source.read(_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise InvalidSourceError(too_large)
+        sink.write(chunk)
+    return total
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, limit: int, label: str, limit_name: str) -> io.BytesIO:
+    """A zip member, decompressed within ``limit`` bytes whatever its header declares."""
+    info = archive.getinfo(name)
+    too_large = (
+        f"{label}: its '{_clean(name)}' member unpacks to more than {limit} bytes "
+        f"(sb3_transfer.sources.{limit_name}); refused."
+    )
+    if info.compress_type not in _READABLE_COMPRESSIONS:
+        raise InvalidSourceError(
+            f"{label}: its '{_clean(name)}' member is compressed with method {info.compress_type}; SB3 stores members "
+            "uncompressed, and only stored or deflated ones are read."
+        )
+    if info.file_size > limit:  # a true header is refused at once; a false one is caught while decompressing
+        raise InvalidSourceError(too_large)
+    buffer = io.BytesIO()
+    with archive.open(info) as member:
+        _copy(member, buffer, limit, too_large)
+    buffer.seek(0)
+    return buffer
+
+
+def _read_members(file: IO[bytes], label: str) -> dict[str, io.BytesIO]:
+    """The members of an SB3 zip that are read: ``data``, ``policy.pth`` and ``_stable_baselines3_version``."""
+    try:
+        head = file.read(30 + 1024)
+        file.seek(0)
+        if not zipfile.is_zipfile(file) and not head.startswith(b"PK\x03\x04"):
+            raise InvalidSourceError(f"Pretrained source {label} is not a zip archive (SB3 models are saved as .zip files).")
+        with zipfile.ZipFile(_CappedReads(file, label, "its zip directory")) as archive:  # type: ignore[arg-type]
             members = set(archive.namelist())
             # A cut-off SB3 zip can still look like a zip: of the PyTorch archive stored inside it.
             first_member = head[30 : 30 + int.from_bytes(head[26:28], "little")].decode("utf-8", "replace")
@@ -214,44 +406,165 @@ def read_zip(path: str | os.PathLike, trust_source: bool = False) -> SourceNetwo
                 raise zipfile.BadZipFile(f"its first member '{first_member}' is missing from its directory")
             missing = {"data", "policy.pth"} - members
             if missing:
+                held = sorted(members)
+                shown = ", ".join(_clean(m) for m in held[:10]) + (f" and {len(held) - 10} more" if len(held) > 10 else "")
                 raise InvalidSourceError(
-                    f"'{path}' is a zip archive but not an SB3 model: it lacks {', '.join(sorted(missing))} "
-                    f"(it holds {', '.join(sorted(members)) or 'nothing'})."
+                    f"{label} is a zip archive but not an SB3 model: it lacks {', '.join(sorted(missing))} "
+                    f"(it holds {shown or 'nothing'})."
                 )
-            for name, cap in (("data", MAX_DATA_BYTES), ("policy.pth", MAX_WEIGHTS_BYTES)):
-                if archive.getinfo(name).file_size > cap:
-                    raise InvalidSourceError(f"'{path}': its '{name}' member unpacks to more than {cap} bytes; refused.")
-            data_bytes = archive.read("data")
-            policy_bytes = archive.read("policy.pth")
-            version_file = "_stable_baselines3_version"
-            version = archive.read(version_file).decode("utf-8", "replace").strip() if version_file in members else None
-    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError, OSError) as e:
-        raise InvalidSourceError(f"'{path}' is a damaged, truncated or unsupported zip archive: {e}") from e
+            limits = {
+                "data": (MAX_DATA_BYTES, "MAX_DATA_BYTES"),
+                "policy.pth": (MAX_WEIGHTS_BYTES, "MAX_WEIGHTS_BYTES"),
+                "_stable_baselines3_version": (MAX_VERSION_BYTES, "MAX_VERSION_BYTES"),
+            }
+            return {
+                name: _read_member(archive, name, limit, label, limit_name)
+                for name, (limit, limit_name) in limits.items()
+                if name in members
+            }
+    except TransferError:
+        raise
+    except _ZIP_ERRORS as e:
+        raise InvalidSourceError(f"{label} is a damaged, truncated or unsupported zip archive: {_clean(e)}") from e
+
+
+def _parse_data(content: bytes, label: str) -> dict[str, Any]:
+    """SB3's JSON metadata, refused before parsing when it holds more items than SB3 writes (each costs ~25x its text)."""
+    items = content.count(b"[") + content.count(b"{") + content.count(b",")
+    if items > MAX_JSON_ITEMS:
+        raise InvalidSourceError(
+            f"{label}: its 'data' member holds {items} JSON items, more than the limit of {MAX_JSON_ITEMS} "
+            "(sb3_transfer.sources.MAX_JSON_ITEMS; SB3 writes a few hundred); refused."
+        )
     try:
-        data = json.loads(data_bytes)
+        data = json.loads(content)
     except (ValueError, RecursionError) as e:
-        raise InvalidSourceError(f"'{path}': its 'data' member is not SB3's JSON metadata ({e}).") from e
+        raise InvalidSourceError(f"{label}: its 'data' member is not SB3's JSON metadata ({_clean(e)}).") from e
     if not isinstance(data, dict):
-        raise InvalidSourceError(f"'{path}': its 'data' member is not SB3's JSON metadata (a {type(data).__name__}).")
+        raise InvalidSourceError(f"{label}: its 'data' member is not SB3's JSON metadata (a {type(data).__name__}).")
+    return data
+
+
+def _load_weights(weights: io.BytesIO, label: str, trust_source: bool) -> Mapping[Any, Any]:
+    """``policy.pth``'s state dict: unpacked within the limits, its pickle checked, then read by ``torch.load``."""
+    weights = _unpack_weights(weights, label)  # rebinding frees policy.pth's own bytes before the tensors are loaded
     try:
-        state_dict = th.load(io.BytesIO(policy_bytes), map_location="cpu", weights_only=not trust_source)
+        state_dict = th.load(weights, map_location="cpu", weights_only=not trust_source)
     except pickle.UnpicklingError as e:
+        # The pickle is well formed (checked above). PyTorch refuses it either for the classes or functions it names
+        # (unsafe: only trust makes it readable) or for what it does with what it may name (damaged).
+        if not re.search(r"Unsupported global|add_safe_globals", str(e)):
+            # PyTorch's message wraps the reason (after "WeightsUnpickler error:") in advice that does not apply here.
+            lines = str(e).rsplit("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+            reason = _clean(lines[0] if lines else type(e).__name__, 2 * MAX_STRING_CHARS)
+            raise InvalidSourceError(f"{label}: policy.pth is damaged: PyTorch cannot read its pickle ({reason}).") from e
+        named = m.group(1) if (m := re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))) else None
         raise UnsafeSourceError(
-            f"'{path}': policy.pth holds objects other than tensors, and loading them could run code from the file. "
-            "If you trust its author, pass trust_source=True."
+            f"{label}: policy.pth holds objects other than tensors"
+            + (f" ({_clean(named)})" if named else "")
+            + ", and loading them could run code from the file. If you trust its author, pass trust_source=True."
         ) from e
     except Exception as e:
-        raise InvalidSourceError(f"'{path}': policy.pth cannot be read as PyTorch weights ({type(e).__name__}: {e}).") from e
+        raise InvalidSourceError(
+            f"{label}: policy.pth cannot be read as PyTorch weights ({type(e).__name__}: {_clean(e, 2 * MAX_STRING_CHARS)})."
+        ) from e
     if not isinstance(state_dict, Mapping):
-        raise InvalidSourceError(f"'{path}': policy.pth holds a {type(state_dict).__name__}, not a state dict.")
-    meta = {**_zip_metadata(data, trust_source, path), "trusted": trust_source}
-    network = _from_state_dict(state_dict, f"'{path}'", meta)
-    network.description = f"'{path}' ({network.algo}" + (f", SB3 {version})" if version else ")")
-    network.sb3_version = version
-    return network
+        raise InvalidSourceError(f"{label}: policy.pth holds a {type(state_dict).__name__}, not a state dict.")
+    return state_dict
 
 
-def _zip_metadata(data: dict[str, Any], trust_source: bool, path: Path) -> dict[str, Any]:
+def _unpack_weights(weights: io.BytesIO, label: str) -> io.BytesIO:
+    """
+    ``policy.pth`` as ``torch.load`` is to read it. PyTorch's zip format (PyTorch >= 1.6) is unpacked record by record
+    within ``MAX_WEIGHTS_BYTES`` in all and packed again uncompressed: PyTorch then allocates exactly the bytes read
+    here, whatever the headers declared. The legacy format (a sequence of pickles, then the tensor data) is checked
+    pickle by pickle. Either way the pickle describing the tensors is checked to be a well-formed pickle, so that a
+    damaged file is told apart from one that holds objects other than tensors.
+    """
+    damaged = f"{label}: policy.pth is damaged"
+    magic = weights.read(len(_LEGACY_MAGIC))
+    weights.seek(0)
+    if magic.startswith(b"PK\x03\x04"):  # what torch.load takes for its zip format
+        try:
+            return _repack_torch_zip(weights, label)
+        except TransferError:
+            raise
+        except _ZIP_ERRORS as e:
+            raise InvalidSourceError(f"{damaged}: it is not a readable PyTorch archive ({_clean(e)}).") from e
+    if magic != _LEGACY_MAGIC:
+        raise InvalidSourceError(f"{damaged}: it is neither of PyTorch's formats (a zip archive, or pickles).")
+    for what in ("magic number", "protocol version", "system info", "state dict", "storage keys"):
+        _check_pickle(weights, label, f"policy.pth's {what}")
+    weights.seek(0)
+    return weights
+
+
+def _repack_torch_zip(weights: io.BytesIO, label: str) -> io.BytesIO:
+    """PyTorch's zip archive, its records read within the limits and written again uncompressed."""
+    packed = io.BytesIO()
+    capped = _CappedReads(weights, label, "policy.pth's zip directory")
+    with zipfile.ZipFile(capped) as archive, zipfile.ZipFile(packed, "w") as out:  # type: ignore[arg-type]
+        records = archive.infolist()
+        names = [record.filename for record in records]
+        if len(set(names)) != len(names):
+            raise InvalidSourceError(f"{label}: policy.pth is damaged: its archive names a record twice.")
+        # Records that overlap would be read again and again: a few kB could stand for gigabytes.
+        with weights.getbuffer() as view:
+            size = view.nbytes
+        if sum(record.compress_size for record in records) > size:
+            raise InvalidSourceError(f"{label}: policy.pth is damaged: its archive's records overlap.")
+        total = 0
+        for record in records:
+            if record.filename.endswith("/.format_version"):
+                # It tells PyTorch it may compute where records start from its alignment: no longer so once repacked.
+                continue
+            name = _clean(record.filename)
+            if record.compress_type not in _READABLE_COMPRESSIONS:
+                method = record.compress_type
+                raise InvalidSourceError(f"{label}: policy.pth's record '{name}' is compressed with method {method}; refused.")
+            pickled = record.filename.endswith(".pkl")
+            limit = MAX_PICKLE_BYTES if pickled else MAX_WEIGHTS_BYTES - total
+            too_large = (
+                f"{label}: policy.pth's pickle '{name}' unpacks to more than {MAX_PICKLE_BYTES} bytes "
+                "(sb3_transfer.sources.MAX_PICKLE_BYTES); refused."
+                if pickled
+                else f"{label}: policy.pth's records unpack to more than {MAX_WEIGHTS_BYTES} bytes in all "
+                f"(sb3_transfer.sources.MAX_WEIGHTS_BYTES); refused at record '{name}'."
+            )
+            with archive.open(record) as source, out.open(record.filename, "w", force_zip64=True) as sink:
+                if pickled:
+                    pickle_bytes = io.BytesIO()
+                    total += _copy(source, pickle_bytes, limit, too_large)
+                    pickle_bytes.seek(0)
+                    _check_pickle(pickle_bytes, label, f"policy.pth's '{name}'")
+                    sink.write(pickle_bytes.getvalue())
+                else:
+                    total += _copy(source, sink, limit, too_large)
+    packed.seek(0)
+    return packed
+
+
+def _check_pickle(stream: IO[bytes], label: str, what: str) -> None:
+    """
+    Check that ``stream`` (from its position) holds one well-formed pickle of at most ``MAX_PICKLE_BYTES``, without
+    running it: opcodes are only parsed (``pickletools.genops``). Leaves ``stream`` after the pickle.
+    """
+    start = stream.tell()
+    capped = _CappedReads(stream, label, what, MAX_PICKLE_BYTES, "MAX_PICKLE_BYTES")
+    try:
+        for _opcode, _arg, position in pickletools.genops(capped):
+            if position is not None and position - start > MAX_PICKLE_BYTES:
+                raise InvalidSourceError(
+                    f"{label}: {what} is longer than {MAX_PICKLE_BYTES} bytes "
+                    "(sb3_transfer.sources.MAX_PICKLE_BYTES); refused."
+                )
+    except TransferError:
+        raise
+    except Exception as e:  # pickletools raises ValueError mostly, but any error here means the bytes are no pickle
+        raise InvalidSourceError(f"{label}: policy.pth is damaged: {what} is not a well-formed pickle ({_clean(e)}).") from e
+
+
+def _zip_metadata(data: dict[str, Any], trust_source: bool, label: str) -> dict[str, Any]:
     """The architecture facts of SB3's ``data`` JSON: the readable fields, or the unpickled ones when trusted."""
     policy_class = data.get("policy_class")
     module = policy_class.get("__module__", "") if isinstance(policy_class, dict) else ""
@@ -264,7 +577,8 @@ def _zip_metadata(data: dict[str, Any], trust_source: bool, path: Path) -> dict[
         try:
             policy_kwargs = cloudpickle.loads(base64.b64decode(policy_kwargs[":serialized:"]))
         except Exception as e:
-            raise InvalidSourceError(f"'{path}': its policy_kwargs cannot be unpickled ({type(e).__name__}: {e}).") from e
+            reason = f"{type(e).__name__}: {_clean(e)}"
+            raise InvalidSourceError(f"{label}: its policy_kwargs cannot be unpickled ({reason}).") from e
     elif isinstance(policy_kwargs, dict):
         policy_kwargs = {k: v for k, v in policy_kwargs.items() if not k.startswith(":")}
     action_space = data.get("action_space")
@@ -299,7 +613,7 @@ def _check_tensors(state_dict: Mapping[Any, Any], label: str) -> dict[str, th.Te
         if not isinstance(value, th.Tensor):
             continue
         if not isinstance(key, str):
-            raise InvalidSourceError(f"{label}: state dict key {key!r} is not a string.")
+            raise InvalidSourceError(f"{label}: state dict key {_clean(repr(key))} is not a string.")
         counter = key.endswith("num_batches_tracked") and value.dtype == th.int64  # BatchNorm's step counter
         if value.layout != th.strided or value.device.type != "cpu" or not (value.is_floating_point() or counter):
             raise InvalidSourceError(
@@ -423,7 +737,8 @@ def _activation(recorded: Any, notes: list[str], label: str) -> type[nn.Module]:
     ):
         return activation
     notes.append(
-        f"activation {recorded} is not a torch activation read without unpickling; assumed ReLU (trust_source=True reads it)."
+        f"activation {_clean(recorded)} is not a torch activation read without unpickling; assumed ReLU "
+        "(trust_source=True reads it)."
     )
     return nn.ReLU
 
@@ -448,9 +763,10 @@ def _extractor(
         else:
             cls = torch_layers.FlattenExtractor
         name = f"{cls.__module__}.{cls.__qualname__}"
-    if cls in (torch_layers.NatureCNN, extractors.SmallCNN) and "linear.0.weight" in features:
+    # (A weight of no dimension, from a damaged file, tells nothing: the transplant then names the mismatch.)
+    if cls in (torch_layers.NatureCNN, extractors.SmallCNN) and features.get("linear.0.weight", th.empty(())).dim():
         extractor_kwargs["features_dim"] = int(features["linear.0.weight"].shape[0])
-    if cls is extractors.SmallCNN and "cnn.0.weight" in features:
+    if cls is extractors.SmallCNN and features.get("cnn.0.weight", th.empty(())).dim():
         extractor_kwargs["n_filters"] = int(features["cnn.0.weight"].shape[0])
     if cls is adapters.ModuleExtractor and not isinstance(extractor_kwargs.get("module"), nn.Module):
         cls = None
@@ -466,7 +782,7 @@ def _resolve_class(recorded: Any) -> tuple[type[nn.Module] | None, str]:
     if isinstance(recorded, type):
         return recorded, f"{recorded.__module__}.{recorded.__qualname__}"
     name = m.group(1) if (m := re.match(r"<class '([\w.]+)'>", str(recorded))) else str(recorded)
-    return _KNOWN_EXTRACTORS.get(name), name
+    return _KNOWN_EXTRACTORS.get(name), _clean(name)  # the name is shown in notes and errors
 
 
 def _safe_extractor_kwargs(name: str, kwargs: dict[str, Any], notes: list[str]) -> dict[str, Any]:
@@ -478,7 +794,8 @@ def _safe_extractor_kwargs(name: str, kwargs: dict[str, Any], notes: list[str]) 
         for k, v in kwargs.items()
         if k in allowed and type(v) is allowed[k] and (type(v) is not int or 1 <= v <= MAX_LAYER_SIZE)
     }
-    dropped = sorted(set(kwargs) - set(kept))
+    dropped = sorted(_clean(k) for k in set(kwargs) - set(kept))
     if dropped:
-        notes.append(f"features_extractor_kwargs {', '.join(dropped)} from the file are not used (unknown or mistyped).")
+        shown = ", ".join(dropped[:10]) + (f" and {len(dropped) - 10} more" if len(dropped) > 10 else "")
+        notes.append(f"features_extractor_kwargs {shown} from the file are not used (unknown or mistyped).")
     return kept
