@@ -17,7 +17,9 @@ headers declare. Each limit is a module constant, named in the error it raises, 
 - ``policy.pth``, itself a zip in PyTorch's format, is unpacked the same way record by record (``MAX_WEIGHTS_BYTES``
   in all, ``MAX_PICKLE_BYTES`` for the pickle that describes the tensors, which is checked to be a well-formed pickle
   before PyTorch reads it) and packed again uncompressed, so that PyTorch allocates exactly the bytes read here;
-- strings from the file are shown escaped and cut at ``MAX_STRING_CHARS``.
+- tensors must hold the data they claim: none is empty, none overlaps another (a storage is counted once, however
+  many tensors view it), none is NaN or infinite unless ``allow_nonfinite=True``; no layer is wider than
+  ``MAX_LAYER_SIZE``; strings from the file are shown escaped and cut at ``MAX_STRING_CHARS``.
 
 Peak memory: let ``W`` be the larger of ``policy.pth``'s size and what its records unpack to, at most
 ``MAX_WEIGHTS_BYTES`` (for a zip as SB3 writes it, the size of the online and target networks' tensors). Reading a zip
@@ -213,7 +215,7 @@ class SourceNetwork:
         return int(adapter["weight"].shape[0]) if adapter else None
 
 
-def read_source(source: Any, trust_source: bool = False) -> SourceNetwork:
+def read_source(source: Any, trust_source: bool = False, allow_nonfinite: bool = False) -> SourceNetwork:
     """
     Read a pretrained source.
 
@@ -221,39 +223,43 @@ def read_source(source: Any, trust_source: bool = False) -> SourceNetwork:
         state dict of an SB3 DQN / QR-DQN policy; or a :class:`SourceNetwork` already read (returned as it is).
     :param trust_source: Allow unpickling the zip's metadata (needed only for custom classes, e.g. a custom
         features extractor or activation function). Never set it for a file from a stranger.
+    :param allow_nonfinite: Accept NaN or infinite weights (refused by default: they make every Q-value NaN).
     :return: The source network.
     """
     if isinstance(source, SourceNetwork):
         return source
     if isinstance(source, str | os.PathLike):
-        return read_zip(source, trust_source=trust_source)
+        return read_zip(source, trust_source=trust_source, allow_nonfinite=allow_nonfinite)
     if isinstance(source, BaseAlgorithm):
-        return _from_policy(source.policy, f"{type(source).__name__} model")
+        return _from_policy(source.policy, f"{type(source).__name__} model", allow_nonfinite=allow_nonfinite)
     if isinstance(source, BasePolicy) and any(hasattr(source, attr) for attr in ONLINE_NETS):
-        return _from_policy(source, f"{type(source).__name__}")
+        return _from_policy(source, f"{type(source).__name__}", allow_nonfinite=allow_nonfinite)
     if isinstance(source, BasePolicy):
         raise UnsupportedSourceError(
             f"{type(source).__name__} is not a DQN or QR-DQN policy; "
             f"sb3-transfer transplants from {' and '.join(SUPPORTED_ALGOS)} only."
         )
     if isinstance(source, nn.Module):
+        label = f"{type(source).__name__} module"
         tensors = {f"features_extractor.module.{k}": v.detach().clone() for k, v in source.state_dict().items()}
-        return SourceNetwork(tensors, "module", f"{type(source).__name__} module", module=source)
+        _check_finite(tensors, label, allow_nonfinite)
+        return SourceNetwork(tensors, "module", label, module=source)
     if isinstance(source, Mapping):
-        return _from_state_dict(source, "state dict", {})
+        return _from_state_dict(source, "state dict", {}, allow_nonfinite=allow_nonfinite)
     raise InvalidSourceError(
         f"Cannot use a {type(source).__name__} as a pretrained source: pass a path to an SB3 .zip, an SB3 DQN/QR-DQN "
         "model or policy, an nn.Module, or a state dict."
     )
 
 
-def read_zip(path: str | os.PathLike, trust_source: bool = False) -> SourceNetwork:
+def read_zip(path: str | os.PathLike, trust_source: bool = False, allow_nonfinite: bool = False) -> SourceNetwork:
     """
     Read an SB3 ``.zip`` (any SB3 release from 1.0) without unpickling anything unless ``trust_source``, within the
     memory limits of this module (see its docstring).
 
     :param path: The file; as with SB3's ``load``, ``.zip`` is appended when the path without it does not exist.
     :param trust_source: Allow unpickling the cloudpickled metadata (custom classes). Never for untrusted files.
+    :param allow_nonfinite: Accept NaN or infinite weights (refused by default).
     :return: The source network.
     """
     path = _find_file(Path(path))
@@ -266,7 +272,7 @@ def read_zip(path: str | os.PathLike, trust_source: bool = False) -> SourceNetwo
     # Handed over, not kept here, so that policy.pth's bytes are freed once unpacked.
     state_dict = _load_weights(members.pop("policy.pth"), label, trust_source)
     meta = {**_zip_metadata(data, trust_source, label), "trusted": trust_source}
-    network = _from_state_dict(state_dict, label, meta)
+    network = _from_state_dict(state_dict, label, meta, allow_nonfinite=allow_nonfinite)
     network.description = f"{label} ({network.algo}" + (f", SB3 {version})" if version else ")")
     network.sb3_version = version
     return network
@@ -592,7 +598,7 @@ def _zip_metadata(data: dict[str, Any], trust_source: bool, label: str) -> dict[
     }
 
 
-def _from_policy(policy: BasePolicy, label: str) -> SourceNetwork:
+def _from_policy(policy: BasePolicy, label: str, allow_nonfinite: bool = False) -> SourceNetwork:
     meta = {
         "policy_module": type(policy).__module__,
         "policy_class_name": type(policy).__name__,
@@ -603,41 +609,106 @@ def _from_policy(policy: BasePolicy, label: str) -> SourceNetwork:
         "n_actions": int(policy.action_space.n) if hasattr(policy.action_space, "n") else None,
         "trusted": True,  # a live object: its classes are already imported
     }
-    return _from_state_dict(policy.state_dict(), label, meta)
+    return _from_state_dict(policy.state_dict(), label, meta, allow_nonfinite=allow_nonfinite)
 
 
-def _check_tensors(state_dict: Mapping[Any, Any], label: str) -> dict[str, th.Tensor]:
-    """The state dict's tensors, each a dense CPU float tensor with the data it claims (no stride-0 blow-ups)."""
+def _check_tensors(state_dict: Mapping[Any, Any], label: str, allow_nonfinite: bool = False) -> dict[str, th.Tensor]:
+    """
+    The state dict's tensors, each a dense CPU float tensor with the data it claims: named by a printable string, not
+    empty, no stride-0 blow-ups, no two overlapping (a storage is counted once, however many tensors view it: 40
+    views of one 16 MiB storage would build 40 layers of 16 MiB each), finite unless ``allow_nonfinite``.
+    """
     tensors = {}
+    extents = []
     for key, value in state_dict.items():
         if not isinstance(value, th.Tensor):
             continue
         if not isinstance(key, str):
             raise InvalidSourceError(f"{label}: state dict key {_clean(repr(key))} is not a string.")
+        if len(key) > MAX_STRING_CHARS or not key.isprintable():
+            raise InvalidSourceError(
+                f"{label}: tensor name '{_clean(key)}' is not a module path (non-printable characters, or longer "
+                f"than {MAX_STRING_CHARS} characters)."
+            )
         counter = key.endswith("num_batches_tracked") and value.dtype == th.int64  # BatchNorm's step counter
         if value.layout != th.strided or value.device.type != "cpu" or not (value.is_floating_point() or counter):
             raise InvalidSourceError(
                 f"{label}: tensor '{key}' is not a dense float tensor on the CPU "
                 f"({value.layout}, {value.dtype}, {value.device})."
             )
-        if value.untyped_storage().nbytes() < value.numel() * value.element_size():
+        if value.numel() == 0:
+            raise InvalidSourceError(
+                f"{label}: tensor '{key}' has no elements (shape {tuple(value.shape)}): a layer of width 0; refused."
+            )
+        # The bytes the tensor spans in its storage; fewer than it claims means its elements alias one another.
+        last = sum((size - 1) * stride for size, stride in zip(value.shape, value.stride(), strict=True))
+        span = (last + 1) * value.element_size()
+        nbytes = value.numel() * value.element_size()
+        if span < nbytes or value.untyped_storage().nbytes() < nbytes:
             raise InvalidSourceError(f"{label}: tensor '{key}' claims more elements than its data holds; refused.")
+        extents.append((value.data_ptr(), value.data_ptr() + span, nbytes, key))
         tensors[key] = value
+    _check_overlaps(extents, label)
+    _check_finite(tensors, label, allow_nonfinite)
     return tensors
 
 
+def _check_overlaps(extents: list[tuple[int, int, int, str]], label: str) -> None:
+    """
+    Refuse tensors that share their data. ``extents`` holds each tensor's memory range ``(start, end)``, its size in
+    bytes and its name; where ranges overlap, the tensors claim more bytes between them than the range holds.
+    """
+    blocks: list[tuple[int, list[int], list[str]]] = []  # runs of overlapping ranges: start, [end, bytes claimed], names
+    for start, end, nbytes, key in sorted(extents):
+        if blocks and start < blocks[-1][1][0]:
+            ends_claimed, names = blocks[-1][1], blocks[-1][2]
+            ends_claimed[0], ends_claimed[1] = max(ends_claimed[0], end), ends_claimed[1] + nbytes
+            names.append(key)
+        else:
+            blocks.append((start, [end, nbytes], [key]))
+    for start, (end, claimed), names in blocks:
+        if claimed > end - start:
+            shown = ", ".join(f"'{n}'" for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+            raise InvalidSourceError(
+                f"{label}: tensors {shown} share their data (views of one storage: {claimed} bytes claimed of "
+                f"{end - start} held); each tensor of a source must hold its own data. Refused."
+            )
+
+
+def _check_finite(tensors: Mapping[str, th.Tensor], label: str, allow_nonfinite: bool) -> None:
+    """Refuse NaN and infinite weights (every Q-value would be NaN, the greedy action always 0) unless allowed."""
+    if allow_nonfinite:
+        return
+    for key, value in tensors.items():
+        if value.is_floating_point() and not bool(th.isfinite(value).all()):
+            bad = int(value.numel() - th.isfinite(value).sum())
+            raise InvalidSourceError(
+                f"{label}: tensor '{key}' holds {bad} NaN or infinite values (of {value.numel()}): the network diverged "
+                "or the file is damaged. To transplant it anyway, read it with read_source(..., allow_nonfinite=True) "
+                "and pass the SourceNetwork that returns."
+            )
+
+
 def _check_layers(groups: dict[str, dict[str, th.Tensor]], label: str) -> None:
+    """The adapter, trunk and head groups are Linear layers (a weight and a bias), none wider than ``MAX_LAYER_SIZE``."""
     for group, layer in groups.items():
-        if group.startswith("trunk.") or group == "head":
+        if group.startswith("trunk.") or group in ("head", "adapter"):
             weight, bias = layer.get("weight"), layer.get("bias")
             extra = set(layer) - {"weight", "bias"}
             if weight is None or weight.dim() != 2 or extra or (bias is not None and bias.shape != weight.shape[:1]):
                 shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in layer.items())
                 raise InvalidSourceError(f"{label}: layer {group} is not a Linear layer's weight and bias ({shapes}).")
+            if weight.shape[0] > MAX_LAYER_SIZE:
+                raise InvalidSourceError(
+                    f"{label}: layer {group} has {weight.shape[0]} units (weight {tuple(weight.shape)}), more than the "
+                    f"limit of {MAX_LAYER_SIZE} (sb3_transfer.sources.MAX_LAYER_SIZE); refused."
+                )
 
 
-def _from_state_dict(state_dict: Mapping[str, Any], label: str, meta: dict[str, Any]) -> SourceNetwork:
-    tensors = _check_tensors(state_dict, label)
+def _from_state_dict(
+    state_dict: Mapping[str, Any], label: str, meta: dict[str, Any], allow_nonfinite: bool = False
+) -> SourceNetwork:
+    tensors = _check_tensors(state_dict, label, allow_nonfinite)
     module = meta.get("policy_module", "")
     online = next((attr for attr in ONLINE_NETS if any(k.startswith(f"{attr}.{attr}.") for k in tensors)), None)
     if online is None:

@@ -13,6 +13,9 @@ import zlib
 
 import pytest
 import torch as th
+from conftest import MLP_KWARGS, make_model
+from stable_baselines3 import DQN
+from torch import nn
 
 import sb3_transfer.sources as sources
 from sb3_transfer import InvalidSourceError, TransferError, UnsafeSourceError, read_source
@@ -225,6 +228,44 @@ def test_long_version_is_refused_and_strings_are_capped(cartpole_zip, tmp_path):
     assert network.sb3_version.endswith("(1000 characters)")
 
 
+@pytest.mark.parametrize(
+    "shape, match",
+    [((2**24, 0), r"q_net\.q_net\.0\.weight' has no elements \(shape \(16777216, 0\)\)"), ((16, 0), "width 0")],
+    ids=["16M-units", "input-width-0"],
+)
+def test_zero_element_tensors_are_refused(cartpole_zip, state_dict, tmp_path, shape, match):
+    path = with_weights(cartpole_zip, tmp_path / "empty.zip", {**state_dict, "q_net.q_net.0.weight": th.empty(shape)})
+    with pytest.raises(InvalidSourceError, match=match):
+        read_source(path)
+
+
+def test_layer_wider_than_the_limit_is_refused(cartpole_zip, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_LAYER_SIZE", 8)
+    with pytest.raises(
+        InvalidSourceError, match=r"layer trunk\.0 has 16 units.*limit of 8 \(sb3_transfer\.sources\.MAX_LAYER_SIZE\)"
+    ):
+        read_source(cartpole_zip)
+
+
+def test_views_of_one_storage_are_counted_once(cartpole_zip, state_dict, tmp_path):
+    # 40 layers on one storage: 40 times the data it holds, once built. Refused, naming them.
+    storage = th.zeros(64 * 64)
+    deep = {f"q_net.q_net.{2 * i}.weight": storage.view(64, 64) for i in range(40)}
+    deep.update({f"q_net.q_net.{2 * i}.bias": th.zeros(64) for i in range(40)})
+    path = with_weights(cartpole_zip, tmp_path / "views.zip", deep)
+    with pytest.raises(InvalidSourceError, match=r"tensors 'q_net\.q_net\.0\.weight'.* and 36 more share their data"):
+        read_source(path)
+    # Views that do not overlap (one flat buffer carved into every tensor) hold their own data: read.
+    flat = th.cat([t.flatten() for t in state_dict.values() if t.is_floating_point()])
+    carved, offset = {}, 0
+    for key, tensor in state_dict.items():
+        if tensor.is_floating_point():
+            carved[key] = flat[offset : offset + tensor.numel()].view(tensor.shape)
+            offset += tensor.numel()
+    network = read_source(with_weights(cartpole_zip, tmp_path / "carved.zip", carved))
+    assert th.equal(network.tensors["q_net.2.weight"], state_dict["q_net.q_net.2.weight"])
+
+
 def test_fifo_and_devices_are_refused_without_hanging(tmp_path):
     fifo = tmp_path / "model.zip"
     os.mkfifo(fifo)
@@ -251,6 +292,36 @@ def test_unusable_paths_are_transfer_errors(tmp_path):
         read_source("model\x00.zip")
     with pytest.raises(TransferError):
         read_source(tmp_path / ("x" * 5000))
+
+
+# ---- 2. non-finite weights ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_nonfinite_weights_are_refused_unless_allowed(cartpole_zip, state_dict, tmp_path, value):
+    broken = {k: v.clone() for k, v in state_dict.items()}
+    broken["q_net.q_net.2.weight"][3, 5] = value
+    path = with_weights(cartpole_zip, tmp_path / "nan.zip", broken)
+    with pytest.raises(
+        InvalidSourceError, match=r"tensor 'q_net\.q_net\.2\.weight' holds 1 NaN or infinite.*allow_nonfinite=True"
+    ):
+        read_source(path)
+    network = read_source(path, allow_nonfinite=True)
+    assert not th.isfinite(network.tensors["q_net.2.weight"]).all()
+
+
+def test_nonfinite_live_sources_are_refused():
+    model = make_model(DQN, "CartPole-v1", **MLP_KWARGS)
+    with th.no_grad():
+        model.policy.q_net.q_net[0].bias[0] = float("nan")
+    with pytest.raises(InvalidSourceError, match=r"q_net\.q_net\.0\.bias"):
+        read_source(model)
+    assert read_source(model, allow_nonfinite=True).net_arch == [16, 16]
+    encoder = nn.Linear(3, 2)
+    with th.no_grad():
+        encoder.weight[0, 0] = float("inf")
+    with pytest.raises(InvalidSourceError, match=r"features_extractor\.module\.weight"):
+        read_source(encoder)
 
 
 # ---- 5. damaged weights are not unsafe ones ----------------------------------------------------------------------------
@@ -361,6 +432,17 @@ def test_control_characters_from_the_file_are_escaped(cartpole_zip, tmp_path):
     assert all(text.isprintable() for text in shown)
     assert network.sb3_version == "2.3\\x1b[2J\\nnote: all weights copied"  # stripped, then escaped
     assert any("x\\n\\x1b[31mnote: fake" in note for note in network.notes)
+
+
+def test_control_characters_in_names_are_escaped_in_errors(cartpole_zip, state_dict, tmp_path):
+    path = with_weights(cartpole_zip, tmp_path / "names.zip", {**state_dict, "q_net.\x1b[2J\nweight": th.zeros(2)})
+    with pytest.raises(InvalidSourceError, match=r"not a module path") as caught:
+        read_source(path)
+    assert str(caught.value).isprintable()
+    data = data_of(cartpole_zip)
+    data["policy_kwargs"]["features_extractor_class"] = "<class 'evil\x1b[2J\nExtractor'>"
+    network = read_source(rewrite_zip(cartpole_zip, tmp_path / "cls.zip", data=json.dumps(data).encode()))
+    assert network.features_extractor_name.isprintable() and all(note.isprintable() for note in network.notes)
 
 
 @pytest.mark.parametrize("pickled", [b"\x80\x02cos\x1b[2J\nsystem\nq\x00.", b"\x80\x02X\x03\x00\x00\x00\x1b\nwq\x00."])
