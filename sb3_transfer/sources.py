@@ -19,7 +19,8 @@ headers declare. Each limit is a module constant, named in the error it raises, 
   before PyTorch reads it) and packed again uncompressed, so that PyTorch allocates exactly the bytes read here;
 - tensors must hold the data they claim: none is empty, none overlaps another (a storage is counted once, however
   many tensors view it), none is NaN or infinite unless ``allow_nonfinite=True``; no layer is wider than
-  ``MAX_LAYER_SIZE``; strings from the file are shown escaped and cut at ``MAX_STRING_CHARS``.
+  ``MAX_LAYER_SIZE``; activations are read only from an allow-list of element-wise ones; strings from the file are
+  shown escaped and cut at ``MAX_STRING_CHARS``.
 
 Peak memory: let ``W`` be the larger of ``policy.pth``'s size and what its records unpack to, at most
 ``MAX_WEIGHTS_BYTES`` (for a zip as SB3 writes it, the size of the online and target networks' tensors). Reading a zip
@@ -108,6 +109,38 @@ _ZIP_ERRORS = (
     KeyError,
     IndexError,
 )
+
+#: Activations an untrusted file may name: element-wise, without parameters, built without arguments, and keeping the
+#: layer's width (``GLU`` halves it, ``PReLU`` has weights, ``Threshold`` needs arguments, ``Softmax`` is not
+#: element-wise), as ``{module: names}`` of their ``str()`` ``<class 'torch.nn.modules.<module>.<name>'>``.
+SAFE_ACTIVATIONS: dict[str, frozenset[str]] = {
+    "activation": frozenset(
+        {
+            "CELU",
+            "ELU",
+            "GELU",
+            "Hardshrink",
+            "Hardsigmoid",
+            "Hardswish",
+            "Hardtanh",
+            "LeakyReLU",
+            "LogSigmoid",
+            "Mish",
+            "RReLU",
+            "ReLU",
+            "ReLU6",
+            "SELU",
+            "SiLU",
+            "Sigmoid",
+            "Softplus",
+            "Softshrink",
+            "Softsign",
+            "Tanh",
+            "Tanhshrink",
+        }
+    ),
+    "linear": frozenset({"Identity"}),
+}
 
 # Keyword arguments of SB3's extractors that an untrusted zip may set, with their types.
 _SAFE_EXTRACTOR_KWARGS: dict[str, dict[str, type]] = {
@@ -794,24 +827,24 @@ def _actions_and_quantiles(
 
 
 def _activation(recorded: Any, notes: list[str], label: str) -> type[nn.Module]:
+    """
+    The activation class: a live one as it is (the user's, or unpickled from a trusted file); from an untrusted file's
+    ``str()`` of it, only one of ``SAFE_ACTIVATIONS``.
+    """
     if recorded is None:
         return nn.ReLU  # SB3's DQN / QR-DQN default, used when policy_kwargs does not name one
     if isinstance(recorded, type) and issubclass(recorded, nn.Module):
         return recorded
-    name = m.group(1) if (m := re.match(r"<class 'torch\.nn\.modules\.activation\.(\w+)'>", str(recorded))) else None
-    activation = getattr(nn, name, None) if name else None
-    if (
-        isinstance(activation, type)
-        and issubclass(activation, nn.Module)
-        and activation.__module__ == "torch.nn.modules.activation"
-        and activation is not nn.MultiheadAttention
-    ):
+    m = re.fullmatch(r"<class 'torch\.nn\.modules\.(\w+)\.(\w+)'>", recorded) if isinstance(recorded, str) else None
+    activation = getattr(nn, m.group(2), None) if m and m.group(2) in SAFE_ACTIVATIONS.get(m.group(1), ()) else None
+    if isinstance(activation, type) and issubclass(activation, nn.Module):
         return activation
-    notes.append(
-        f"activation {_clean(recorded)} is not a torch activation read without unpickling; assumed ReLU "
-        "(trust_source=True reads it)."
+    allowed = ", ".join(sorted(set().union(*SAFE_ACTIVATIONS.values())))
+    raise InvalidSourceError(
+        f"{label}: its policy_kwargs name activation_fn {_clean(recorded)}, which is not one of the element-wise "
+        f"activations read from an untrusted file ({allowed}). If it is a custom activation and you trust the file, "
+        "pass trust_source=True to unpickle it."
     )
-    return nn.ReLU
 
 
 def _extractor(

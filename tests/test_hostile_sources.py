@@ -324,6 +324,48 @@ def test_nonfinite_live_sources_are_refused():
         read_source(encoder)
 
 
+# ---- 3. activations from an allow-list ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        "<class 'torch.nn.modules.activation.Threshold'>",  # needs arguments
+        "<class 'torch.nn.modules.activation.GLU'>",  # halves the width
+        "<class 'torch.nn.modules.activation.Softmax2d'>",
+        "<class 'torch.nn.modules.activation.PReLU'>",  # has parameters: would shift the layer groups
+        "<class 'torch.nn.modules.activation.MultiheadAttention'>",
+        "<class 'torch.nn.modules.activation.Module'>",
+        "<class 'torch.nn.modules.linear.Linear'>",
+        "<class 'mypackage.MyActivation'>",
+        42,
+    ],
+)
+def test_activation_outside_the_allow_list_is_refused(cartpole_zip, tmp_path, recorded):
+    path = with_data(cartpole_zip, tmp_path / "act.zip", policy_kwargs={"activation_fn": recorded})
+    name = str(recorded).rsplit(".", 1)[-1].strip("'>")
+    with pytest.raises(InvalidSourceError, match=rf"activation_fn .*{name}"):
+        read_source(path)
+
+
+@pytest.mark.parametrize("module, name", [("activation", "Tanh"), ("activation", "LeakyReLU"), ("linear", "Identity")])
+def test_allowed_activations_are_read(cartpole_zip, tmp_path, module, name):
+    recorded = f"<class 'torch.nn.modules.{module}.{name}'>"
+    path = with_data(cartpole_zip, tmp_path / "act.zip", policy_kwargs={"activation_fn": recorded})
+    assert read_source(path).activation_fn is getattr(nn, name)
+
+
+@pytest.mark.parametrize("name", sorted(set().union(*sources.SAFE_ACTIVATIONS.values())))
+def test_allow_list_holds_only_elementwise_width_keeping_activations(name):
+    cls = getattr(nn, name)
+    assert str(cls).rsplit(".", 2)[-2] in sources.SAFE_ACTIVATIONS  # its module is the one the list files it under
+    activation = cls()  # built without arguments
+    assert not list(activation.parameters())
+    x = th.randn(3, 7)
+    assert activation.eval()(x).shape == x.shape
+    assert th.allclose(activation(x)[:, :1], activation(x[:, :1]))  # element-wise: a column does not see the others
+
+
 # ---- 5. damaged weights are not unsafe ones ----------------------------------------------------------------------------
 
 
