@@ -19,8 +19,8 @@ headers declare. Each limit is a module constant, named in the error it raises, 
   before PyTorch reads it) and packed again uncompressed, so that PyTorch allocates exactly the bytes read here;
 - tensors must hold the data they claim: none is empty, none overlaps another (a storage is counted once, however
   many tensors view it), none is NaN or infinite unless ``allow_nonfinite=True``; no layer is wider than
-  ``MAX_LAYER_SIZE``; activations are read only from an allow-list of element-wise ones; strings from the file are
-  shown escaped and cut at ``MAX_STRING_CHARS``.
+  ``MAX_LAYER_SIZE``; activations are read only from an allow-list of element-wise ones; metadata that disagrees
+  with the tensor shapes is refused; strings from the file are shown escaped and cut at ``MAX_STRING_CHARS``.
 
 Peak memory: let ``W`` be the larger of ``policy.pth``'s size and what its records unpack to, at most
 ``MAX_WEIGHTS_BYTES`` (for a zip as SB3 writes it, the size of the online and target networks' tensors). Reading a zip
@@ -810,12 +810,32 @@ def _unsupported(label: str, module: str, tensors: Mapping[str, Any]) -> Invalid
 def _actions_and_quantiles(
     out_dim: int, algo: str, n_actions: int | None, kwargs: dict[str, Any], notes: list[str], label: str
 ) -> tuple[int, int]:
+    """The head's split into actions and quantiles: from the metadata where recorded, which must agree with it."""
+    head = f"its head has {out_dim} outputs"
+    if n_actions is not None and (n_actions < 1 or out_dim % n_actions):
+        raise InvalidSourceError(
+            f"{label}: its metadata says action_space.n = {n_actions}, but {head}: the file is inconsistent; refused."
+        )
     if algo == "DQN":
+        if n_actions is not None and n_actions != out_dim:
+            raise InvalidSourceError(
+                f"{label}: its metadata says action_space.n = {n_actions}, but {head} (one per action); refused."
+            )
         return out_dim, 1
     n_quantiles = kwargs.get("n_quantiles")
-    if isinstance(n_actions, int) and n_actions > 0 and out_dim % n_actions == 0:
+    if n_quantiles is not None and (type(n_quantiles) is not int or n_quantiles < 1 or out_dim % n_quantiles):
+        raise InvalidSourceError(
+            f"{label}: its policy_kwargs say n_quantiles = {_clean(repr(n_quantiles))}, which is not a whole number "
+            f"of quantiles per action of its head's {out_dim} outputs; refused."
+        )
+    if n_actions is not None and n_quantiles is not None and n_actions * n_quantiles != out_dim:
+        raise InvalidSourceError(
+            f"{label}: its metadata says action_space.n = {n_actions} and n_quantiles = {n_quantiles}, "
+            f"{n_actions * n_quantiles} outputs, but {head}; refused."
+        )
+    if n_actions is not None:
         return n_actions, out_dim // n_actions
-    if isinstance(n_quantiles, int) and n_quantiles > 0 and out_dim % n_quantiles == 0:
+    if n_quantiles is not None:
         return out_dim // n_quantiles, n_quantiles
     if out_dim % 200 == 0:  # sb3-contrib's default n_quantiles
         notes.append("n_quantiles is not recorded; assumed sb3-contrib's default 200 from the head's shape.")

@@ -14,6 +14,7 @@ import zlib
 import pytest
 import torch as th
 from conftest import MLP_KWARGS, make_model
+from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
 from torch import nn
 
@@ -116,6 +117,14 @@ def peak_python_memory(read) -> tuple[BaseException | None, int]:
 @pytest.fixture(scope="module")
 def state_dict(cartpole_zip):
     return state_dict_of(cartpole_zip)
+
+
+@pytest.fixture(scope="module")
+def qrdqn_zip(tmp_path_factory):
+    """QR-DQN on CartPole with 10 quantiles: a head of 2 x 10 = 20 rows."""
+    path = tmp_path_factory.mktemp("hostile") / "qrdqn10.zip"
+    make_model(QRDQN, "CartPole-v1", n_quantiles=10, **MLP_KWARGS).save(path)
+    return path
 
 
 # ---- 1. memory bounded by what is really read -------------------------------------------------------------------------
@@ -364,6 +373,34 @@ def test_allow_list_holds_only_elementwise_width_keeping_activations(name):
     x = th.randn(3, 7)
     assert activation.eval()(x).shape == x.shape
     assert th.allclose(activation(x)[:, :1], activation(x[:, :1]))  # element-wise: a column does not see the others
+
+
+# ---- 4. metadata that disagrees with the tensors ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"policy_kwargs": {"n_quantiles": 7}}, r"n_quantiles = 7.*20 outputs"),
+        ({"action_space": {"n": 4}}, r"action_space\.n = 4 and n_quantiles = 10, 40 outputs.*20 outputs"),
+        ({"action_space": {"n": 3}}, r"action_space\.n = 3.*20 outputs"),
+        ({"action_space": {"n": 0}}, r"action_space\.n = 0.*20 outputs"),
+        ({"policy_kwargs": {"n_quantiles": True}}, r"n_quantiles = True.*20 outputs"),
+        ({"policy_kwargs": {"n_quantiles": "10"}}, r"n_quantiles = '10'.*20 outputs"),
+    ],
+    ids=["quantiles-7", "actions-4", "actions-3", "actions-0", "quantiles-true", "quantiles-str"],
+)
+def test_qrdqn_metadata_that_disagrees_with_the_head_is_refused(qrdqn_zip, tmp_path, changes, match):
+    assert read_source(qrdqn_zip).n_quantiles == 10
+    path = with_data(qrdqn_zip, tmp_path / "meta.zip", **changes)
+    with pytest.raises(InvalidSourceError, match=match):
+        read_source(path)
+
+
+def test_dqn_action_count_that_disagrees_with_the_head_is_refused(cartpole_zip, tmp_path):
+    path = with_data(cartpole_zip, tmp_path / "meta.zip", action_space={"n": 3})
+    with pytest.raises(InvalidSourceError, match=r"action_space\.n = 3, but its head has 2 outputs"):
+        read_source(path)
 
 
 # ---- 5. damaged weights are not unsafe ones ----------------------------------------------------------------------------
