@@ -27,6 +27,8 @@ Peak memory: let ``W`` be the larger of ``policy.pth``'s size and what its recor
 takes at most about ``2 W`` (``policy.pth`` and its records while unpacking; the records and the tensors loaded from
 them next), plus its ``data`` member (at most ``MAX_DATA_BYTES``; about twice its size while parsed, as
 ``MAX_JSON_ITEMS`` keeps its objects few) and up to ~80 MB of objects built from a pickle of ``MAX_PICKLE_BYTES``.
+Measured (``benchmarks/results/reader_memory.md``): 196 MB to read a DQN whose ``policy.pth`` is 98 MB; 2.05 GB for a
+2.6 MB file whose record inflates to 2.5 GiB, refused at ``MAX_WEIGHTS_BYTES``; at most 80 MB for every other crafted file.
 """
 
 from __future__ import annotations
