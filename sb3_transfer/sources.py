@@ -5,6 +5,30 @@ features extractor) or a state dict. SB3 zips are read from their JSON metadata 
 with ``torch.load(weights_only=True)``; the cloudpickled parts of ``data`` and the optimizer state are never
 unpickled unless ``trust_source=True``. This is also what lets zips written by SB3 1.x, whose pickles name the old
 ``gym`` package, be read on a machine that only has gymnasium.
+
+A zip is a stranger's file, so what reading it costs is bounded by what it really holds, never by the sizes its
+headers declare. Each limit is a module constant, named in the error it raises, that a caller may raise or lower:
+
+- only a regular file is opened (a FIFO or ``/dev/zero`` would never end);
+- no single read of a zip's structure exceeds ``MAX_DIRECTORY_BYTES`` (its directory takes ~60 bytes a member);
+- members are decompressed 64 KiB at a time and stopped at their limit: ``data`` at ``MAX_DATA_BYTES`` and
+  ``MAX_JSON_ITEMS`` (a parsed JSON item costs up to ~25 times its text), ``_stable_baselines3_version`` at
+  ``MAX_VERSION_BYTES``, ``policy.pth`` at ``MAX_WEIGHTS_BYTES``; only stored and deflated members are read;
+- ``policy.pth``, itself a zip in PyTorch's format, is unpacked the same way record by record (``MAX_WEIGHTS_BYTES``
+  in all, ``MAX_PICKLE_BYTES`` for the pickle that describes the tensors, which is checked to be a well-formed pickle
+  before PyTorch reads it) and packed again uncompressed, so that PyTorch allocates exactly the bytes read here;
+- tensors must hold the data they claim: none is empty, none overlaps another (a storage is counted once, however
+  many tensors view it), none is NaN or infinite unless ``allow_nonfinite=True``; no layer is wider than
+  ``MAX_LAYER_SIZE``; activations are read only from an allow-list of element-wise ones; metadata that disagrees
+  with the tensor shapes is refused; strings from the file are shown escaped and cut at ``MAX_STRING_CHARS``.
+
+Peak memory: let ``W`` be the larger of ``policy.pth``'s size and what its records unpack to, at most
+``MAX_WEIGHTS_BYTES`` (for a zip as SB3 writes it, the size of the online and target networks' tensors). Reading a zip
+takes at most about ``2 W`` (``policy.pth`` and its records while unpacking; the records and the tensors loaded from
+them next), plus its ``data`` member (at most ``MAX_DATA_BYTES``; about twice its size while parsed, as
+``MAX_JSON_ITEMS`` keeps its objects few) and up to ~80 MB of objects built from a pickle of ``MAX_PICKLE_BYTES``.
+Measured (``benchmarks/results/reader_memory.md``): 196 MB to read a DQN whose ``policy.pth`` is 98 MB; 2.05 GB for a
+2.6 MB file whose record inflates to 2.5 GiB, refused at ``MAX_WEIGHTS_BYTES``; at most 80 MB for every other crafted file.
 """
 
 from __future__ import annotations
@@ -14,13 +38,16 @@ import io
 import json
 import os
 import pickle
+import pickletools
 import re
+import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch as th
 from stable_baselines3.common import torch_layers
@@ -33,6 +60,7 @@ from sb3_transfer.errors import (
     InvalidSourceError,
     SourceNotFoundError,
     TransferConfigError,
+    TransferError,
     UnsafeSourceError,
     UnsupportedSourceError,
 )
@@ -40,11 +68,81 @@ from sb3_transfer.groups import ADAPTER, FEATURES, HEAD, MODULE_LAYOUT, PolicyLa
 
 SUPPORTED_ALGOS = ("DQN", "QRDQN")
 
-# Caps on what a zip member may unpack to, so that a small file cannot exhaust memory.
+# Limits on what a file may make the reader allocate (see the module docstring), checked against the bytes really
+# read, never against the sizes a header declares. Module constants, so that a caller may raise or lower them.
+#: SB3's JSON metadata (``data``): a few kB, a few MB with image observations.
 MAX_DATA_BYTES = 64 * 2**20
+#: JSON items (counted as ``[``, ``{`` and ``,``) in ``data``: SB3 writes a few hundred; parsed, each costs ~25x its text.
+MAX_JSON_ITEMS = 100_000
+#: The ``_stable_baselines3_version`` member (SB3 writes a few bytes, e.g. ``2.3.2``).
+MAX_VERSION_BYTES = 1024
+#: ``policy.pth``, and the records it unpacks to in all.
 MAX_WEIGHTS_BYTES = 2 * 2**30
-#: Largest layer size (features, filters) an untrusted file may ask for without weights that show it.
+#: The pickle in ``policy.pth`` that describes its tensors: ~150 bytes a tensor.
+MAX_PICKLE_BYTES = 2**20
+#: Any single read of a zip's structure: its central directory (~60 bytes a member; SB3 writes 6 members). At least
+#: ``_MIN_READ``, which zipfile needs to find the directory.
+MAX_DIRECTORY_BYTES = 2**20
+#: Largest layer size (units, features, filters) a source may have or an untrusted file may ask for.
 MAX_LAYER_SIZE = 2**16
+#: Longest string from a file shown in notes, descriptions and messages (the rest is cut).
+MAX_STRING_CHARS = 200
+
+# Decompressing this much at a time keeps a member's memory to what it really unpacks to.
+_CHUNK = 2**16
+# zipfile reads up to 64 KiB + 22 bytes at once looking for a zip's end record (past its comment).
+_MIN_READ = 2**17
+# What a legacy (PyTorch < 1.6) policy.pth starts with: a pickle of its magic number.
+_LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+# zipfile's two compressions that decompress within a byte limit (bzip2 and lzma would unpack a block at once).
+_READABLE_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+# Errors that reading a damaged zip raises (zipfile's own, and those of the structures it decodes).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    OSError,
+    ValueError,
+    struct.error,
+    OverflowError,
+    KeyError,
+    IndexError,
+)
+
+#: Activations an untrusted file may name: element-wise, without parameters, built without arguments, and keeping the
+#: layer's width (``GLU`` halves it, ``PReLU`` has weights, ``Threshold`` needs arguments, ``Softmax`` is not
+#: element-wise), as ``{module: names}`` of their ``str()`` ``<class 'torch.nn.modules.<module>.<name>'>``.
+SAFE_ACTIVATIONS: dict[str, frozenset[str]] = {
+    "activation": frozenset(
+        {
+            "CELU",
+            "ELU",
+            "GELU",
+            "Hardshrink",
+            "Hardsigmoid",
+            "Hardswish",
+            "Hardtanh",
+            "LeakyReLU",
+            "LogSigmoid",
+            "Mish",
+            "RReLU",
+            "ReLU",
+            "ReLU6",
+            "SELU",
+            "SiLU",
+            "Sigmoid",
+            "Softplus",
+            "Softshrink",
+            "Softsign",
+            "Tanh",
+            "Tanhshrink",
+        }
+    ),
+    "linear": frozenset({"Identity"}),
+}
 
 # Keyword arguments of SB3's extractors that an untrusted zip may set, with their types.
 _SAFE_EXTRACTOR_KWARGS: dict[str, dict[str, type]] = {
@@ -158,7 +256,7 @@ class SourceNetwork:
         return int(adapter["weight"].shape[0]) if adapter else None
 
 
-def read_source(source: Any, trust_source: bool = False) -> SourceNetwork:
+def read_source(source: Any, trust_source: bool = False, allow_nonfinite: bool = False) -> SourceNetwork:
     """
     Read a pretrained source.
 
@@ -166,48 +264,183 @@ def read_source(source: Any, trust_source: bool = False) -> SourceNetwork:
         state dict of an SB3 DQN / QR-DQN policy; or a :class:`SourceNetwork` already read (returned as it is).
     :param trust_source: Allow unpickling the zip's metadata (needed only for custom classes, e.g. a custom
         features extractor or activation function). Never set it for a file from a stranger.
+    :param allow_nonfinite: Accept NaN or infinite weights (refused by default: they make every Q-value NaN).
     :return: The source network.
     """
     if isinstance(source, SourceNetwork):
         return source
     if isinstance(source, str | os.PathLike):
-        return read_zip(source, trust_source=trust_source)
+        return read_zip(source, trust_source=trust_source, allow_nonfinite=allow_nonfinite)
     if isinstance(source, BaseAlgorithm):
-        return _from_policy(source.policy, f"{type(source).__name__} model")
+        return _from_policy(source.policy, f"{type(source).__name__} model", allow_nonfinite=allow_nonfinite)
     if isinstance(source, BasePolicy):
-        return _from_policy(source, f"{type(source).__name__}")
+        return _from_policy(source, f"{type(source).__name__}", allow_nonfinite=allow_nonfinite)
     if isinstance(source, nn.Module):
+        label = f"{type(source).__name__} module"
         tensors = {f"{FEATURES}.module.{k}": v.detach().clone() for k, v in source.state_dict().items()}
-        return SourceNetwork(tensors, "module", f"{type(source).__name__} module", module=source)
+        _check_finite(tensors, label, allow_nonfinite)
+        return SourceNetwork(tensors, "module", label, module=source)
     if isinstance(source, Mapping):
-        return _from_state_dict(source, "state dict", {})
+        return _from_state_dict(source, "state dict", {}, allow_nonfinite=allow_nonfinite)
     raise InvalidSourceError(
         f"Cannot use a {type(source).__name__} as a pretrained source: pass a path to an SB3 .zip, an SB3 DQN/QR-DQN "
         "model or policy, an nn.Module, or a state dict."
     )
 
 
-def read_zip(path: str | os.PathLike, trust_source: bool = False) -> SourceNetwork:
+def read_zip(path: str | os.PathLike, trust_source: bool = False, allow_nonfinite: bool = False) -> SourceNetwork:
     """
-    Read an SB3 ``.zip`` (any SB3 release from 1.0) without unpickling anything unless ``trust_source``.
+    Read an SB3 ``.zip`` (any SB3 release from 1.0) without unpickling anything unless ``trust_source``, within the
+    memory limits of this module (see its docstring).
 
     :param path: The file; as with SB3's ``load``, ``.zip`` is appended when the path without it does not exist.
     :param trust_source: Allow unpickling the cloudpickled metadata (custom classes). Never for untrusted files.
+    :param allow_nonfinite: Accept NaN or infinite weights (refused by default).
     :return: The source network.
     """
-    path = Path(path)
-    if not path.exists() and path.with_name(path.name + ".zip").exists():
-        path = path.with_name(path.name + ".zip")
-    if not path.exists():
-        raise SourceNotFoundError(f"Pretrained source '{path}' does not exist.")
-    if path.is_dir():
-        raise InvalidSourceError(f"Pretrained source '{path}' is a directory, not an SB3 .zip file.")
-    with open(path, "rb") as file:
-        head = file.read(30 + 1024)
-    if not zipfile.is_zipfile(path) and not head.startswith(b"PK\x03\x04"):
-        raise InvalidSourceError(f"Pretrained source '{path}' is not a zip archive (SB3 models are saved as .zip files).")
+    path = _find_file(Path(path))
+    label = f"'{_clean(path, 4 * MAX_STRING_CHARS)}'"
+    with _open_regular_file(path, label) as file:
+        members = _read_members(file, label)
+    data = _parse_data(members.pop("data").getvalue(), label)
+    version_file = members.pop("_stable_baselines3_version", None)
+    version = _clean(version_file.getvalue().decode("utf-8", "replace").strip()) if version_file else None
+    # Handed over, not kept here, so that policy.pth's bytes are freed once unpacked.
+    state_dict = _load_weights(members.pop("policy.pth"), label, trust_source)
+    meta = {**_zip_metadata(data, trust_source, label), "trusted": trust_source}
+    network = _from_state_dict(state_dict, label, meta, allow_nonfinite=allow_nonfinite)
+    network.description = f"{label} ({network.algo}" + (f", SB3 {version})" if version else ")")
+    network.sb3_version = version
+    return network
+
+
+def _clean(text: Any, limit: int | None = None) -> str:
+    """
+    A string from a file as it may be shown: non-printable characters (newlines, terminal escapes) escaped as in a
+    Python literal, and cut at ``limit`` (default ``MAX_STRING_CHARS``) characters.
+    """
+    text = text if isinstance(text, str) else str(text)
+    limit = MAX_STRING_CHARS if limit is None else limit
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text[:limit])
+    return shown if len(text) <= limit else f"{shown}... ({len(text)} characters)"
+
+
+def _find_file(path: Path) -> Path:
+    """The source file: ``path``, or ``path.zip`` when only that exists (as SB3's ``load`` finds it)."""
+    label = f"'{_clean(path, 4 * MAX_STRING_CHARS)}'"
+    candidates = [path, path.with_name(path.name + ".zip")] if path.name else [path]
+    for candidate in candidates:
+        try:
+            os.stat(candidate)
+            return candidate
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except (OSError, ValueError) as e:  # a path too long, with a NUL byte, unreadable folder...
+            raise InvalidSourceError(f"Pretrained source {label} cannot be read: {_clean(e)}.") from e
+    raise SourceNotFoundError(f"Pretrained source {label} does not exist.")
+
+
+def _open_regular_file(path: Path, label: str) -> IO[bytes]:
+    """The file opened for reading, after checking it is a regular file: a FIFO or a device could be read forever."""
+    not_regular = f"Pretrained source {label} is not a regular file (a pipe, socket or device); give an SB3 .zip file."
     try:
-        with zipfile.ZipFile(path) as archive:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise InvalidSourceError(f"Pretrained source {label} is a directory, not an SB3 .zip file.")
+        if not stat.S_ISREG(mode):
+            raise InvalidSourceError(not_regular)
+        # Non-blocking, so that a file swapped for a FIFO since the check cannot block open(); fstat tells the truth.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as e:
+        raise InvalidSourceError(f"Pretrained source {label} cannot be opened: {_clean(e)}.") from e
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InvalidSourceError(not_regular)
+    return os.fdopen(fd, "rb")
+
+
+class _CappedReads:
+    """
+    A file whose every single read is capped (by default at ``MAX_DIRECTORY_BYTES``): ``zipfile`` reads a zip's
+    central directory in one read of the size the zip declares, and ``pickletools`` reads an opcode's argument in one
+    read of the size the pickle declares, so the cap bounds those. Members are read through it in ``_CHUNK`` reads.
+    """
+
+    def __init__(self, file: IO[bytes], label: str, what: str, limit: int | None = None, limit_name: str = "") -> None:
+        self._file, self._label, self._what = file, label, what
+        self._limit = max(MAX_DIRECTORY_BYTES, _MIN_READ) if limit is None else limit
+        self._limit_name = limit_name or "MAX_DIRECTORY_BYTES"
+
+    def _check(self, n: int) -> None:
+        if n > self._limit:
+            raise InvalidSourceError(
+                f"{self._label}: {self._what} asks to read {n} bytes at once, more than the limit of {self._limit} "
+                f"(sb3_transfer.sources.{self._limit_name}): it is damaged or oversized; refused."
+            )
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            position = self._file.tell()
+            n = self._file.seek(0, os.SEEK_END) - position
+            self._file.seek(position)
+        self._check(n)
+        return self._file.read(n)
+
+    def readline(self, n: int | None = -1) -> bytes:
+        line = self._file.readline(self._limit + 1 if n is None or n < 0 else min(n, self._limit + 1))
+        self._check(len(line))
+        return line
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+
+def _copy(source: IO[bytes], sink: IO[bytes], limit: int, too_large: str) -> int:
+    """Copy a stream ``_CHUNK`` bytes at a time (a zip member: decompressed that much at a time) up to ``limit`` bytes."""
+    total = 0
+    while chunk := source.read(_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise InvalidSourceError(too_large)
+        sink.write(chunk)
+    return total
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, limit: int, label: str, limit_name: str) -> io.BytesIO:
+    """A zip member, decompressed within ``limit`` bytes whatever its header declares."""
+    info = archive.getinfo(name)
+    too_large = (
+        f"{label}: its '{_clean(name)}' member unpacks to more than {limit} bytes "
+        f"(sb3_transfer.sources.{limit_name}); refused."
+    )
+    if info.compress_type not in _READABLE_COMPRESSIONS:
+        raise InvalidSourceError(
+            f"{label}: its '{_clean(name)}' member is compressed with method {info.compress_type}; SB3 stores members "
+            "uncompressed, and only stored or deflated ones are read."
+        )
+    if info.file_size > limit:  # a true header is refused at once; a false one is caught while decompressing
+        raise InvalidSourceError(too_large)
+    buffer = io.BytesIO()
+    with archive.open(info) as member:
+        _copy(member, buffer, limit, too_large)
+    buffer.seek(0)
+    return buffer
+
+
+def _read_members(file: IO[bytes], label: str) -> dict[str, io.BytesIO]:
+    """The members of an SB3 zip that are read: ``data``, ``policy.pth`` and ``_stable_baselines3_version``."""
+    try:
+        head = file.read(30 + 1024)
+        file.seek(0)
+        if not zipfile.is_zipfile(file) and not head.startswith(b"PK\x03\x04"):
+            raise InvalidSourceError(f"Pretrained source {label} is not a zip archive (SB3 models are saved as .zip files).")
+        with zipfile.ZipFile(_CappedReads(file, label, "its zip directory")) as archive:  # type: ignore[arg-type]
             members = set(archive.namelist())
             # A cut-off SB3 zip can still look like a zip: of the PyTorch archive stored inside it.
             first_member = head[30 : 30 + int.from_bytes(head[26:28], "little")].decode("utf-8", "replace")
@@ -215,44 +448,165 @@ def read_zip(path: str | os.PathLike, trust_source: bool = False) -> SourceNetwo
                 raise zipfile.BadZipFile(f"its first member '{first_member}' is missing from its directory")
             missing = {"data", "policy.pth"} - members
             if missing:
+                held = sorted(members)
+                shown = ", ".join(_clean(m) for m in held[:10]) + (f" and {len(held) - 10} more" if len(held) > 10 else "")
                 raise InvalidSourceError(
-                    f"'{path}' is a zip archive but not an SB3 model: it lacks {', '.join(sorted(missing))} "
-                    f"(it holds {', '.join(sorted(members)) or 'nothing'})."
+                    f"{label} is a zip archive but not an SB3 model: it lacks {', '.join(sorted(missing))} "
+                    f"(it holds {shown or 'nothing'})."
                 )
-            for name, cap in (("data", MAX_DATA_BYTES), ("policy.pth", MAX_WEIGHTS_BYTES)):
-                if archive.getinfo(name).file_size > cap:
-                    raise InvalidSourceError(f"'{path}': its '{name}' member unpacks to more than {cap} bytes; refused.")
-            data_bytes = archive.read("data")
-            policy_bytes = archive.read("policy.pth")
-            version_file = "_stable_baselines3_version"
-            version = archive.read(version_file).decode("utf-8", "replace").strip() if version_file in members else None
-    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError, OSError) as e:
-        raise InvalidSourceError(f"'{path}' is a damaged, truncated or unsupported zip archive: {e}") from e
+            limits = {
+                "data": (MAX_DATA_BYTES, "MAX_DATA_BYTES"),
+                "policy.pth": (MAX_WEIGHTS_BYTES, "MAX_WEIGHTS_BYTES"),
+                "_stable_baselines3_version": (MAX_VERSION_BYTES, "MAX_VERSION_BYTES"),
+            }
+            return {
+                name: _read_member(archive, name, limit, label, limit_name)
+                for name, (limit, limit_name) in limits.items()
+                if name in members
+            }
+    except TransferError:
+        raise
+    except _ZIP_ERRORS as e:
+        raise InvalidSourceError(f"{label} is a damaged, truncated or unsupported zip archive: {_clean(e)}") from e
+
+
+def _parse_data(content: bytes, label: str) -> dict[str, Any]:
+    """SB3's JSON metadata, refused before parsing when it holds more items than SB3 writes (each costs ~25x its text)."""
+    items = content.count(b"[") + content.count(b"{") + content.count(b",")
+    if items > MAX_JSON_ITEMS:
+        raise InvalidSourceError(
+            f"{label}: its 'data' member holds {items} JSON items, more than the limit of {MAX_JSON_ITEMS} "
+            "(sb3_transfer.sources.MAX_JSON_ITEMS; SB3 writes a few hundred); refused."
+        )
     try:
-        data = json.loads(data_bytes)
+        data = json.loads(content)
     except (ValueError, RecursionError) as e:
-        raise InvalidSourceError(f"'{path}': its 'data' member is not SB3's JSON metadata ({e}).") from e
+        raise InvalidSourceError(f"{label}: its 'data' member is not SB3's JSON metadata ({_clean(e)}).") from e
     if not isinstance(data, dict):
-        raise InvalidSourceError(f"'{path}': its 'data' member is not SB3's JSON metadata (a {type(data).__name__}).")
+        raise InvalidSourceError(f"{label}: its 'data' member is not SB3's JSON metadata (a {type(data).__name__}).")
+    return data
+
+
+def _load_weights(weights: io.BytesIO, label: str, trust_source: bool) -> Mapping[Any, Any]:
+    """``policy.pth``'s state dict: unpacked within the limits, its pickle checked, then read by ``torch.load``."""
+    weights = _unpack_weights(weights, label)  # rebinding frees policy.pth's own bytes before the tensors are loaded
     try:
-        state_dict = th.load(io.BytesIO(policy_bytes), map_location="cpu", weights_only=not trust_source)
+        state_dict = th.load(weights, map_location="cpu", weights_only=not trust_source)
     except pickle.UnpicklingError as e:
+        # The pickle is well formed (checked above). PyTorch refuses it either for the classes or functions it names
+        # (unsafe: only trust makes it readable) or for what it does with what it may name (damaged).
+        if not re.search(r"Unsupported global|add_safe_globals", str(e)):
+            # PyTorch's message wraps the reason (after "WeightsUnpickler error:") in advice that does not apply here.
+            lines = str(e).rsplit("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+            reason = _clean(lines[0] if lines else type(e).__name__, 2 * MAX_STRING_CHARS)
+            raise InvalidSourceError(f"{label}: policy.pth is damaged: PyTorch cannot read its pickle ({reason}).") from e
+        named = m.group(1) if (m := re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))) else None
         raise UnsafeSourceError(
-            f"'{path}': policy.pth holds objects other than tensors, and loading them could run code from the file. "
-            "If you trust its author, pass trust_source=True."
+            f"{label}: policy.pth holds objects other than tensors"
+            + (f" ({_clean(named)})" if named else "")
+            + ", and loading them could run code from the file. If you trust its author, pass trust_source=True."
         ) from e
     except Exception as e:
-        raise InvalidSourceError(f"'{path}': policy.pth cannot be read as PyTorch weights ({type(e).__name__}: {e}).") from e
+        raise InvalidSourceError(
+            f"{label}: policy.pth cannot be read as PyTorch weights ({type(e).__name__}: {_clean(e, 2 * MAX_STRING_CHARS)})."
+        ) from e
     if not isinstance(state_dict, Mapping):
-        raise InvalidSourceError(f"'{path}': policy.pth holds a {type(state_dict).__name__}, not a state dict.")
-    meta = {**_zip_metadata(data, trust_source, path), "trusted": trust_source}
-    network = _from_state_dict(state_dict, f"'{path}'", meta)
-    network.description = f"'{path}' ({network.algo}" + (f", SB3 {version})" if version else ")")
-    network.sb3_version = version
-    return network
+        raise InvalidSourceError(f"{label}: policy.pth holds a {type(state_dict).__name__}, not a state dict.")
+    return state_dict
 
 
-def _zip_metadata(data: dict[str, Any], trust_source: bool, path: Path) -> dict[str, Any]:
+def _unpack_weights(weights: io.BytesIO, label: str) -> io.BytesIO:
+    """
+    ``policy.pth`` as ``torch.load`` is to read it. PyTorch's zip format (PyTorch >= 1.6) is unpacked record by record
+    within ``MAX_WEIGHTS_BYTES`` in all and packed again uncompressed: PyTorch then allocates exactly the bytes read
+    here, whatever the headers declared. The legacy format (a sequence of pickles, then the tensor data) is checked
+    pickle by pickle. Either way the pickle describing the tensors is checked to be a well-formed pickle, so that a
+    damaged file is told apart from one that holds objects other than tensors.
+    """
+    damaged = f"{label}: policy.pth is damaged"
+    magic = weights.read(len(_LEGACY_MAGIC))
+    weights.seek(0)
+    if magic.startswith(b"PK\x03\x04"):  # what torch.load takes for its zip format
+        try:
+            return _repack_torch_zip(weights, label)
+        except TransferError:
+            raise
+        except _ZIP_ERRORS as e:
+            raise InvalidSourceError(f"{damaged}: it is not a readable PyTorch archive ({_clean(e)}).") from e
+    if magic != _LEGACY_MAGIC:
+        raise InvalidSourceError(f"{damaged}: it is neither of PyTorch's formats (a zip archive, or pickles).")
+    for what in ("magic number", "protocol version", "system info", "state dict", "storage keys"):
+        _check_pickle(weights, label, f"policy.pth's {what}")
+    weights.seek(0)
+    return weights
+
+
+def _repack_torch_zip(weights: io.BytesIO, label: str) -> io.BytesIO:
+    """PyTorch's zip archive, its records read within the limits and written again uncompressed."""
+    packed = io.BytesIO()
+    capped = _CappedReads(weights, label, "policy.pth's zip directory")
+    with zipfile.ZipFile(capped) as archive, zipfile.ZipFile(packed, "w") as out:  # type: ignore[arg-type]
+        records = archive.infolist()
+        names = [record.filename for record in records]
+        if len(set(names)) != len(names):
+            raise InvalidSourceError(f"{label}: policy.pth is damaged: its archive names a record twice.")
+        # Records that overlap would be read again and again: a few kB could stand for gigabytes.
+        with weights.getbuffer() as view:
+            size = view.nbytes
+        if sum(record.compress_size for record in records) > size:
+            raise InvalidSourceError(f"{label}: policy.pth is damaged: its archive's records overlap.")
+        total = 0
+        for record in records:
+            if record.filename.endswith("/.format_version"):
+                # It tells PyTorch it may compute where records start from its alignment: no longer so once repacked.
+                continue
+            name = _clean(record.filename)
+            if record.compress_type not in _READABLE_COMPRESSIONS:
+                method = record.compress_type
+                raise InvalidSourceError(f"{label}: policy.pth's record '{name}' is compressed with method {method}; refused.")
+            pickled = record.filename.endswith(".pkl")
+            limit = MAX_PICKLE_BYTES if pickled else MAX_WEIGHTS_BYTES - total
+            too_large = (
+                f"{label}: policy.pth's pickle '{name}' unpacks to more than {MAX_PICKLE_BYTES} bytes "
+                "(sb3_transfer.sources.MAX_PICKLE_BYTES); refused."
+                if pickled
+                else f"{label}: policy.pth's records unpack to more than {MAX_WEIGHTS_BYTES} bytes in all "
+                f"(sb3_transfer.sources.MAX_WEIGHTS_BYTES); refused at record '{name}'."
+            )
+            with archive.open(record) as source, out.open(record.filename, "w", force_zip64=True) as sink:
+                if pickled:
+                    pickle_bytes = io.BytesIO()
+                    total += _copy(source, pickle_bytes, limit, too_large)
+                    pickle_bytes.seek(0)
+                    _check_pickle(pickle_bytes, label, f"policy.pth's '{name}'")
+                    sink.write(pickle_bytes.getvalue())
+                else:
+                    total += _copy(source, sink, limit, too_large)
+    packed.seek(0)
+    return packed
+
+
+def _check_pickle(stream: IO[bytes], label: str, what: str) -> None:
+    """
+    Check that ``stream`` (from its position) holds one well-formed pickle of at most ``MAX_PICKLE_BYTES``, without
+    running it: opcodes are only parsed (``pickletools.genops``). Leaves ``stream`` after the pickle.
+    """
+    start = stream.tell()
+    capped = _CappedReads(stream, label, what, MAX_PICKLE_BYTES, "MAX_PICKLE_BYTES")
+    try:
+        for _opcode, _arg, position in pickletools.genops(capped):
+            if position is not None and position - start > MAX_PICKLE_BYTES:
+                raise InvalidSourceError(
+                    f"{label}: {what} is longer than {MAX_PICKLE_BYTES} bytes "
+                    "(sb3_transfer.sources.MAX_PICKLE_BYTES); refused."
+                )
+    except TransferError:
+        raise
+    except Exception as e:  # pickletools raises ValueError mostly, but any error here means the bytes are no pickle
+        raise InvalidSourceError(f"{label}: policy.pth is damaged: {what} is not a well-formed pickle ({_clean(e)}).") from e
+
+
+def _zip_metadata(data: dict[str, Any], trust_source: bool, label: str) -> dict[str, Any]:
     """The architecture facts of SB3's ``data`` JSON: the readable fields, or the unpickled ones when trusted."""
     policy_class = data.get("policy_class")
     module = policy_class.get("__module__", "") if isinstance(policy_class, dict) else ""
@@ -265,7 +619,8 @@ def _zip_metadata(data: dict[str, Any], trust_source: bool, path: Path) -> dict[
         try:
             policy_kwargs = cloudpickle.loads(base64.b64decode(policy_kwargs[":serialized:"]))
         except Exception as e:
-            raise InvalidSourceError(f"'{path}': its policy_kwargs cannot be unpickled ({type(e).__name__}: {e}).") from e
+            reason = f"{type(e).__name__}: {_clean(e)}"
+            raise InvalidSourceError(f"{label}: its policy_kwargs cannot be unpickled ({reason}).") from e
     elif isinstance(policy_kwargs, dict):
         policy_kwargs = {k: v for k, v in policy_kwargs.items() if not k.startswith(":")}
     action_space = data.get("action_space")
@@ -290,7 +645,7 @@ _ARCHITECTURE_ATTRIBUTES = (
 )
 
 
-def _from_policy(policy: BasePolicy, label: str) -> SourceNetwork:
+def _from_policy(policy: BasePolicy, label: str, allow_nonfinite: bool = False) -> SourceNetwork:
     try:
         layout_of(policy)
     except TransferConfigError:
@@ -302,41 +657,106 @@ def _from_policy(policy: BasePolicy, label: str) -> SourceNetwork:
         "n_actions": int(policy.action_space.n) if hasattr(policy.action_space, "n") else None,
         "trusted": True,  # a live object: its classes are already imported
     }
-    return _from_state_dict(policy.state_dict(), label, meta)
+    return _from_state_dict(policy.state_dict(), label, meta, allow_nonfinite=allow_nonfinite)
 
 
-def _check_tensors(state_dict: Mapping[Any, Any], label: str) -> dict[str, th.Tensor]:
-    """The state dict's tensors, each a dense CPU float tensor with the data it claims (no stride-0 blow-ups)."""
+def _check_tensors(state_dict: Mapping[Any, Any], label: str, allow_nonfinite: bool = False) -> dict[str, th.Tensor]:
+    """
+    The state dict's tensors, each a dense CPU float tensor with the data it claims: named by a printable string, not
+    empty, no stride-0 blow-ups, no two overlapping (a storage is counted once, however many tensors view it: 40
+    views of one 16 MiB storage would build 40 layers of 16 MiB each), finite unless ``allow_nonfinite``.
+    """
     tensors = {}
+    extents = []
     for key, value in state_dict.items():
         if not isinstance(value, th.Tensor):
             continue
         if not isinstance(key, str):
-            raise InvalidSourceError(f"{label}: state dict key {key!r} is not a string.")
+            raise InvalidSourceError(f"{label}: state dict key {_clean(repr(key))} is not a string.")
+        if len(key) > MAX_STRING_CHARS or not key.isprintable():
+            raise InvalidSourceError(
+                f"{label}: tensor name '{_clean(key)}' is not a module path (non-printable characters, or longer "
+                f"than {MAX_STRING_CHARS} characters)."
+            )
         counter = key.endswith("num_batches_tracked") and value.dtype == th.int64  # BatchNorm's step counter
         if value.layout != th.strided or value.device.type != "cpu" or not (value.is_floating_point() or counter):
             raise InvalidSourceError(
                 f"{label}: tensor '{key}' is not a dense float tensor on the CPU "
                 f"({value.layout}, {value.dtype}, {value.device})."
             )
-        if value.untyped_storage().nbytes() < value.numel() * value.element_size():
+        if value.numel() == 0:
+            raise InvalidSourceError(
+                f"{label}: tensor '{key}' has no elements (shape {tuple(value.shape)}): a layer of width 0; refused."
+            )
+        # The bytes the tensor spans in its storage; fewer than it claims means its elements alias one another.
+        last = sum((size - 1) * stride for size, stride in zip(value.shape, value.stride(), strict=True))
+        span = (last + 1) * value.element_size()
+        nbytes = value.numel() * value.element_size()
+        if span < nbytes or value.untyped_storage().nbytes() < nbytes:
             raise InvalidSourceError(f"{label}: tensor '{key}' claims more elements than its data holds; refused.")
+        extents.append((value.data_ptr(), value.data_ptr() + span, nbytes, key))
         tensors[key] = value
+    _check_overlaps(extents, label)
+    _check_finite(tensors, label, allow_nonfinite)
     return tensors
 
 
+def _check_overlaps(extents: list[tuple[int, int, int, str]], label: str) -> None:
+    """
+    Refuse tensors that share their data. ``extents`` holds each tensor's memory range ``(start, end)``, its size in
+    bytes and its name; where ranges overlap, the tensors claim more bytes between them than the range holds.
+    """
+    blocks: list[tuple[int, list[int], list[str]]] = []  # runs of overlapping ranges: start, [end, bytes claimed], names
+    for start, end, nbytes, key in sorted(extents):
+        if blocks and start < blocks[-1][1][0]:
+            ends_claimed, names = blocks[-1][1], blocks[-1][2]
+            ends_claimed[0], ends_claimed[1] = max(ends_claimed[0], end), ends_claimed[1] + nbytes
+            names.append(key)
+        else:
+            blocks.append((start, [end, nbytes], [key]))
+    for start, (end, claimed), names in blocks:
+        if claimed > end - start:
+            shown = ", ".join(f"'{n}'" for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+            raise InvalidSourceError(
+                f"{label}: tensors {shown} share their data (views of one storage: {claimed} bytes claimed of "
+                f"{end - start} held); each tensor of a source must hold its own data. Refused."
+            )
+
+
+def _check_finite(tensors: Mapping[str, th.Tensor], label: str, allow_nonfinite: bool) -> None:
+    """Refuse NaN and infinite weights (every Q-value would be NaN, the greedy action always 0) unless allowed."""
+    if allow_nonfinite:
+        return
+    for key, value in tensors.items():
+        if value.is_floating_point() and not bool(th.isfinite(value).all()):
+            bad = int(value.numel() - th.isfinite(value).sum())
+            raise InvalidSourceError(
+                f"{label}: tensor '{key}' holds {bad} NaN or infinite values (of {value.numel()}): the network diverged "
+                "or the file is damaged. To transplant it anyway, read it with read_source(..., allow_nonfinite=True) "
+                "and pass the SourceNetwork that returns."
+            )
+
+
 def _check_layers(groups: dict[str, dict[str, th.Tensor]], label: str) -> None:
+    """The adapter, trunk and head groups are Linear layers (a weight and a bias), none wider than ``MAX_LAYER_SIZE``."""
     for group, layer in groups.items():
-        if group.startswith("trunk.") or group == "head":
+        if group.startswith("trunk.") or group in ("head", "adapter"):
             weight, bias = layer.get("weight"), layer.get("bias")
             extra = set(layer) - {"weight", "bias"}
             if weight is None or weight.dim() != 2 or extra or (bias is not None and bias.shape != weight.shape[:1]):
                 shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in layer.items())
                 raise InvalidSourceError(f"{label}: layer {group} is not a Linear layer's weight and bias ({shapes}).")
+            if weight.shape[0] > MAX_LAYER_SIZE:
+                raise InvalidSourceError(
+                    f"{label}: layer {group} has {weight.shape[0]} units (weight {tuple(weight.shape)}), more than the "
+                    f"limit of {MAX_LAYER_SIZE} (sb3_transfer.sources.MAX_LAYER_SIZE); refused."
+                )
 
 
-def _from_state_dict(state_dict: Mapping[str, Any], label: str, meta: dict[str, Any]) -> SourceNetwork:
-    tensors = _check_tensors(state_dict, label)
+def _from_state_dict(
+    state_dict: Mapping[str, Any], label: str, meta: dict[str, Any], allow_nonfinite: bool = False
+) -> SourceNetwork:
+    tensors = _check_tensors(state_dict, label, allow_nonfinite)
     module = meta.get("policy_module", "")
     found = detect_layout(tensors)
     # A Q-network's own state dict (no policy prefix, e.g. policy.q_net.state_dict()) is accepted from live objects
@@ -401,12 +821,32 @@ def _unsupported(label: str, module: str, tensors: Mapping[str, Any]) -> Invalid
 def _actions_and_quantiles(
     out_dim: int, algo: str, n_actions: int | None, kwargs: dict[str, Any], notes: list[str], label: str
 ) -> tuple[int, int]:
+    """The head's split into actions and quantiles: from the metadata where recorded, which must agree with it."""
+    head = f"its head has {out_dim} outputs"
+    if n_actions is not None and (n_actions < 1 or out_dim % n_actions):
+        raise InvalidSourceError(
+            f"{label}: its metadata says action_space.n = {n_actions}, but {head}: the file is inconsistent; refused."
+        )
     if algo == "DQN":
+        if n_actions is not None and n_actions != out_dim:
+            raise InvalidSourceError(
+                f"{label}: its metadata says action_space.n = {n_actions}, but {head} (one per action); refused."
+            )
         return out_dim, 1
     n_quantiles = kwargs.get("n_quantiles")
-    if isinstance(n_actions, int) and n_actions > 0 and out_dim % n_actions == 0:
+    if n_quantiles is not None and (type(n_quantiles) is not int or n_quantiles < 1 or out_dim % n_quantiles):
+        raise InvalidSourceError(
+            f"{label}: its policy_kwargs say n_quantiles = {_clean(repr(n_quantiles))}, which is not a whole number "
+            f"of quantiles per action of its head's {out_dim} outputs; refused."
+        )
+    if n_actions is not None and n_quantiles is not None and n_actions * n_quantiles != out_dim:
+        raise InvalidSourceError(
+            f"{label}: its metadata says action_space.n = {n_actions} and n_quantiles = {n_quantiles}, "
+            f"{n_actions * n_quantiles} outputs, but {head}; refused."
+        )
+    if n_actions is not None:
         return n_actions, out_dim // n_actions
-    if isinstance(n_quantiles, int) and n_quantiles > 0 and out_dim % n_quantiles == 0:
+    if n_quantiles is not None:
         return out_dim // n_quantiles, n_quantiles
     if out_dim % 200 == 0:  # sb3-contrib's default n_quantiles
         notes.append("n_quantiles is not recorded; assumed sb3-contrib's default 200 from the head's shape.")
@@ -418,23 +858,24 @@ def _actions_and_quantiles(
 
 
 def _activation(recorded: Any, notes: list[str], label: str) -> type[nn.Module]:
+    """
+    The activation class: a live one as it is (the user's, or unpickled from a trusted file); from an untrusted file's
+    ``str()`` of it, only one of ``SAFE_ACTIVATIONS``.
+    """
     if recorded is None:
         return nn.ReLU  # SB3's DQN / QR-DQN default, used when policy_kwargs does not name one
     if isinstance(recorded, type) and issubclass(recorded, nn.Module):
         return recorded
-    name = m.group(1) if (m := re.match(r"<class 'torch\.nn\.modules\.activation\.(\w+)'>", str(recorded))) else None
-    activation = getattr(nn, name, None) if name else None
-    if (
-        isinstance(activation, type)
-        and issubclass(activation, nn.Module)
-        and activation.__module__ == "torch.nn.modules.activation"
-        and activation is not nn.MultiheadAttention
-    ):
+    m = re.fullmatch(r"<class 'torch\.nn\.modules\.(\w+)\.(\w+)'>", recorded) if isinstance(recorded, str) else None
+    activation = getattr(nn, m.group(2), None) if m and m.group(2) in SAFE_ACTIVATIONS.get(m.group(1), ()) else None
+    if isinstance(activation, type) and issubclass(activation, nn.Module):
         return activation
-    notes.append(
-        f"activation {recorded} is not a torch activation read without unpickling; assumed ReLU (trust_source=True reads it)."
+    allowed = ", ".join(sorted(set().union(*SAFE_ACTIVATIONS.values())))
+    raise InvalidSourceError(
+        f"{label}: its policy_kwargs name activation_fn {_clean(recorded)}, which is not one of the element-wise "
+        f"activations read from an untrusted file ({allowed}). If it is a custom activation and you trust the file, "
+        "pass trust_source=True to unpickle it."
     )
-    return nn.ReLU
 
 
 def _extractor(
@@ -457,9 +898,10 @@ def _extractor(
         else:
             cls = torch_layers.FlattenExtractor
         name = f"{cls.__module__}.{cls.__qualname__}"
-    if cls in (torch_layers.NatureCNN, extractors.SmallCNN) and "linear.0.weight" in features:
+    # (A weight of no dimension, from a damaged file, tells nothing: the transplant then names the mismatch.)
+    if cls in (torch_layers.NatureCNN, extractors.SmallCNN) and features.get("linear.0.weight", th.empty(())).dim():
         extractor_kwargs["features_dim"] = int(features["linear.0.weight"].shape[0])
-    if cls is extractors.SmallCNN and "cnn.0.weight" in features:
+    if cls is extractors.SmallCNN and features.get("cnn.0.weight", th.empty(())).dim():
         extractor_kwargs["n_filters"] = int(features["cnn.0.weight"].shape[0])
     if cls is adapters.ModuleExtractor and not isinstance(extractor_kwargs.get("module"), nn.Module):
         cls = None
@@ -475,7 +917,7 @@ def _resolve_class(recorded: Any) -> tuple[type[nn.Module] | None, str]:
     if isinstance(recorded, type):
         return recorded, f"{recorded.__module__}.{recorded.__qualname__}"
     name = m.group(1) if (m := re.match(r"<class '([\w.]+)'>", str(recorded))) else str(recorded)
-    return _KNOWN_EXTRACTORS.get(name), name
+    return _KNOWN_EXTRACTORS.get(name), _clean(name)  # the name is shown in notes and errors
 
 
 def _safe_extractor_kwargs(name: str, kwargs: dict[str, Any], notes: list[str]) -> dict[str, Any]:
@@ -487,7 +929,8 @@ def _safe_extractor_kwargs(name: str, kwargs: dict[str, Any], notes: list[str]) 
         for k, v in kwargs.items()
         if k in allowed and type(v) is allowed[k] and (type(v) is not int or 1 <= v <= MAX_LAYER_SIZE)
     }
-    dropped = sorted(set(kwargs) - set(kept))
+    dropped = sorted(_clean(k) for k in set(kwargs) - set(kept))
     if dropped:
-        notes.append(f"features_extractor_kwargs {', '.join(dropped)} from the file are not used (unknown or mistyped).")
+        shown = ", ".join(dropped[:10]) + (f" and {len(dropped) - 10} more" if len(dropped) > 10 else "")
+        notes.append(f"features_extractor_kwargs {shown} from the file are not used (unknown or mistyped).")
     return kept

@@ -280,8 +280,6 @@ def test_malformed_weights_are_named(cartpole_zip, tmp_path, edit, match):
     [
         ("action_space", {"n": "²"}),
         ("action_space", {"n": "9" * 5000}),
-        ("policy_kwargs", {"activation_fn": "<class 'torch.nn.modules.activation.Module'>"}),
-        ("policy_kwargs", {"activation_fn": "<class 'torch.nn.modules.activation.MultiheadAttention'>"}),
         ("policy_kwargs", {"features_extractor_kwargs": {"foo": 1}}),
         ("policy_kwargs", ["not", "a", "dict"]),
         ("policy_class", None),
