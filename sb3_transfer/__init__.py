@@ -8,6 +8,8 @@ from sb3_transfer.adapters import InputAdapter, ModuleExtractor
 from sb3_transfer.errors import (
     IncompatibleSpaceError,
     InvalidSourceError,
+    OutputError,
+    OutputExistsError,
     SourceNotFoundError,
     StrictTransferError,
     TransferConfigError,
@@ -27,6 +29,8 @@ __all__ = [
     "InputAdapter",
     "InvalidSourceError",
     "ModuleExtractor",
+    "OutputError",
+    "OutputExistsError",
     "SourceNetwork",
     "SourceNotFoundError",
     "StrictTransferError",

@@ -13,13 +13,13 @@ from typing import Any
 import gymnasium as gym
 
 from sb3_transfer.adapt import ALGOS, load_and_adapt
-from sb3_transfer.errors import TransferConfigError, TransferError
+from sb3_transfer.errors import (
+    OutputExistsError,
+    TransferConfigError,
+    TransferError,
+)
 from sb3_transfer.sources import read_source
 from sb3_transfer.zoo import zoo_hyperparams
-
-
-class OutputExistsError(TransferError, FileExistsError):
-    """An output path exists and ``--force`` was not given."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,21 +27,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     Run the command line.
 
     :param argv: Arguments (default: ``sys.argv[1:]``).
-    :return: The exit status: 0 on success, 2 on a user error (printed as one line).
+    :return: The exit status: 0 on success, 2 on a user error, 1 on any other error (each printed as one line; with
+        ``--debug``, raised with its traceback instead), 130 when interrupted (Ctrl-C).
     """
     parser = _parser()
     args = parser.parse_args(argv)
+    prefix = f"sb3-transfer {args.command}"
     try:
         return args.run(args)
+    except KeyboardInterrupt as e:
+        if args.debug:
+            raise
+        # A command may say what was kept and how to go on (bench: the same command resumes).
+        print(f"{prefix}: interrupted{f'; {_one_line(e)}' if str(e) else ''}", file=sys.stderr)
+        return 130
     except (TransferError, gym.error.Error) as e:
-        print(f"sb3-transfer {args.command}: error: {e}", file=sys.stderr)
+        if args.debug:
+            raise
+        print(f"{prefix}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except Exception as e:
+        if args.debug:
+            raise
+        print(
+            f"{prefix}: error: {type(e).__name__}: {_one_line(e)} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(error: BaseException) -> str:
+    """An error's message on one line: line breaks become spaces, other control characters (from a file?) are escaped."""
+    text = " ".join(line.strip() for line in str(error).splitlines())
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sb3-transfer", description="Transfer learning for Stable-Baselines3 DQN and QR-DQN agents."
     )
+    parser.add_argument("--debug", action="store_true", help="on an error, show its traceback")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("pretrain", help="train a source agent, with rl-zoo3's tuned hyperparameters when it has them")
@@ -100,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="output folder (default: sb3t-bench/SUITE); finished runs in it are reused")
     p.set_defaults(run=_bench)
+    for command in commands.choices.values():
+        # Also after the command; SUPPRESS keeps a --debug given before it.
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="on an error, show its traceback")
     return parser
 
 

@@ -31,3 +31,11 @@ class IncompatibleSpaceError(TransferError, ValueError):
 
 class StrictTransferError(TransferError, ValueError):
     """``strict=True`` was asked for and some pretrained tensor could not be carried over as it is."""
+
+
+class OutputError(TransferError, OSError):
+    """An output cannot be written where it was asked for: its folder cannot be made or written, or the path is a folder."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """An output path exists and overwriting it was not asked for (``--force``)."""
