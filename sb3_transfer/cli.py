@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ import gymnasium as gym
 
 from sb3_transfer.adapt import ALGOS, load_and_adapt
 from sb3_transfer.errors import (
+    IncompatibleSpaceError,
     OutputExistsError,
     TransferConfigError,
     TransferError,
@@ -73,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("env", help="environment id, e.g. CartPole-v1")
     p.add_argument("--algo", default="dqn", choices=sorted(ALGOS))
     p.add_argument("-o", "--output", required=True, help="where to save the model (.zip)")
-    p.add_argument("--steps", type=int, help="timesteps (default: rl-zoo3's n_timesteps, else 50000)")
+    p.add_argument("--steps", type=_positive_int, help="timesteps (default: rl-zoo3's n_timesteps, else 50000)")
     _common(p)
     p.set_defaults(run=_pretrain)
 
@@ -94,9 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train", help="fine-tune a source on a target task with evaluation; print transfer metrics")
     p.add_argument("source", help="an SB3 .zip, or 'scratch' for a baseline without transfer")
     p.add_argument("env", help="the target task's environment id")
-    p.add_argument("--steps", type=int, help="timesteps (default: rl-zoo3's n_timesteps for the task, else 50000)")
-    p.add_argument("--unfreeze-every", type=int, help="GradualUnfreeze: one more group every N timesteps")
-    p.add_argument("--warmup", type=int, default=0, help="learning-rate warm-up of unfrozen groups (timesteps)")
+    p.add_argument("--steps", type=_positive_int, help="timesteps (default: rl-zoo3's n_timesteps for the task, else 50000)")
+    p.add_argument("--unfreeze-every", type=_positive_int, help="GradualUnfreeze: one more group every N timesteps")
+    p.add_argument("--warmup", type=_non_negative_int, default=0, help="learning-rate warm-up of unfrozen groups (timesteps)")
     p.add_argument(
         "--warm-start",
         type=_warm_start_arg,
@@ -105,19 +107,19 @@ def _parser() -> argparse.ArgumentParser:
         help="PolicyWarmStart: the pretrained policy fills the replay buffer for N timesteps before any update; auto: "
         "5000 at 128 transitions drawn per timestep, scaled to the model's sampling (warm_start_steps)",
     )
-    p.add_argument("--eval-freq", type=int, default=5000, help="timesteps between evaluations")
-    p.add_argument("--n-eval-episodes", type=int, default=10)
+    p.add_argument("--eval-freq", type=_positive_int, default=5000, help="timesteps between evaluations")
+    p.add_argument("--n-eval-episodes", type=_positive_int, default=10)
     p.add_argument("--log-dir", default="logs", help="runs go to LOG_DIR/ALGO/ENV_N, as rl-zoo3 lays them out")
     p.add_argument("--baseline", nargs="+", help="baseline evaluations.npz file(s) or run folder(s) to measure against")
-    p.add_argument("--threshold", type=float, help="score for time to threshold (default: the env's reward threshold)")
-    p.add_argument("--score-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="normalise scores")
+    p.add_argument("--threshold", type=_finite_float, help="score for time to threshold (default: the env's reward threshold)")
+    p.add_argument("--score-range", type=_finite_float, nargs=2, metavar=("LOW", "HIGH"), help="normalise scores")
     _transfer_options(p)
     _common(p)
     p.set_defaults(run=_train)
 
     p = commands.add_parser("bench", help="compare transfer methods against learning from scratch (the main job)")
     p.add_argument("--suite", default="quick", help="quick (about 10 min on 2 cores), standard, micro")
-    p.add_argument("--workers", type=int, default=2, help="processes of the local pool")
+    p.add_argument("--workers", type=_positive_int, default=2, help="processes of the local pool")
     p.add_argument(
         "--ray-address",
         help="dispatch the runs to a Ray cluster instead: auto (the cluster this machine belongs to), local (a new "
@@ -131,8 +133,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 0")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number") from None
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_non_negative_int, default=0)  # numpy's seeds are >= 0
     p.add_argument("--force", action="store_true", help="overwrite outputs that exist")
     p.add_argument("--no-progress-bar", action="store_true", help="do not show a progress bar")
 
@@ -155,12 +188,27 @@ def _check_output(path: str | Path, force: bool) -> Path:
     return path
 
 
+def _check_env(env_id: str) -> None:
+    """Check, before any training, that the task can be made here and has the Discrete actions DQN and QR-DQN need."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ImportError) as e:
+        raise TransferConfigError(f"environment {env_id} cannot be made here: {e}") from None
+    space = env.action_space
+    env.close()
+    if not isinstance(space, gym.spaces.Discrete):
+        raise IncompatibleSpaceError(
+            f"{env_id} has actions {space}; DQN and QR-DQN need a Discrete action space: choose a task with discrete actions."
+        )
+
+
 def _progress_bar(args: argparse.Namespace) -> bool:
     return not args.no_progress_bar and all(importlib.util.find_spec(m) for m in ("tqdm", "rich"))
 
 
 def _pretrain(args: argparse.Namespace) -> int:
     output = _check_output(args.output, args.force)
+    _check_env(args.env)
     hyperparams, n_timesteps, origin = zoo_hyperparams(args.algo, args.env)
     steps = args.steps or n_timesteps or 50_000
     print(f"Training {args.algo} on {args.env} for {steps} timesteps with {origin}.")
@@ -253,6 +301,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, str]:
 
 def _adapt(args: argparse.Namespace) -> int:
     output = _check_output(args.output, args.force)
+    _check_env(args.env)
     model, origin = _build(args)
     print(f"Hyperparameters: {origin}.")
     model.save(output)
@@ -273,6 +322,7 @@ def _train(args: argparse.Namespace) -> int:
     from stable_baselines3.common.env_util import make_vec_env
 
     from sb3_transfer.callbacks import GradualUnfreeze, PolicyWarmStart, TransferEvalCallback, warm_start_steps
+    from sb3_transfer.metrics import load_curve
 
     def schedules_for(hold: int) -> list[BaseCallback]:
         schedules: list[BaseCallback] = []
@@ -285,6 +335,11 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.warm_start != "auto" and args.warm_start < 0:
         raise TransferConfigError(f"--warm-start {args.warm_start}: give a number of timesteps >= 0, or 'auto'.")
+    if args.score_range and not args.score_range[0] < args.score_range[1]:
+        raise TransferConfigError(f"--score-range {' '.join(map(str, args.score_range))}: give LOW < HIGH.")
+    _check_env(args.env)
+    # Read now: a wrong path fails before the model and the run folder are made.
+    baseline = [load_curve(b) for b in args.baseline] if args.baseline else None
     # Built first: a bad setting fails before anything is written (an automatic warm start needs the model).
     schedules = schedules_for(0 if args.warm_start == "auto" else args.warm_start)
     model, origin = _build(args)
@@ -298,7 +353,7 @@ def _train(args: argparse.Namespace) -> int:
     threshold = args.threshold if args.threshold is not None else getattr(gym.spec(args.env), "reward_threshold", None)
     evaluation = TransferEvalCallback(
         make_vec_env(args.env, n_envs=1, seed=args.seed + 10_000),
-        baseline=args.baseline,
+        baseline=baseline,
         threshold=threshold,
         score_range=tuple(args.score_range) if args.score_range else None,
         eval_freq=max(args.eval_freq // model.n_envs, 1),
@@ -329,8 +384,6 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.suite not in SUITES:
         raise TransferConfigError(f"--suite {args.suite}: choose one of {', '.join(SUITES)}.")
-    if args.workers < 1:
-        raise TransferConfigError(f"--workers {args.workers}: give at least 1.")
     out = Path(args.out or Path("sb3t-bench") / args.suite)
     started = time.time()
     run_suite(SUITES[args.suite], out, workers=args.workers, ray_address=args.ray_address)

@@ -1,6 +1,7 @@
 """The command line against careless and hostile use: bad counts and tasks, outputs it cannot write, interruptions."""
 
 import pytest
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_transfer.cli import main
 from sb3_transfer.errors import OutputError, TransferConfigError
@@ -47,3 +48,65 @@ def test_output_errors_are_transfer_errors():
     from sb3_transfer import OutputExistsError, TransferError
 
     assert issubclass(OutputError, TransferError) and issubclass(OutputExistsError, FileExistsError)
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Training fails the test: what is checked before training must fail before it."""
+
+    def learn(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(BaseAlgorithm, "learn", learn)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["pretrain", "Pendulum-v1", "-o", "{tmp}/x.zip"], "Pendulum-v1 has actions Box"),
+        (["train", "scratch", "Pendulum-v1", "--log-dir", "{tmp}"], "need a Discrete action space"),
+        (["train", "{src}", "Pendulum-v1", "--log-dir", "{tmp}"], "need a Discrete action space"),
+        (["pretrain", "NoSuchEnv-v0", "-o", "{tmp}/x.zip"], "environment NoSuchEnv-v0 cannot be made here"),
+        (["train", "scratch", "NoSuchEnv-v0", "--log-dir", "{tmp}"], "environment NoSuchEnv-v0 cannot be made here"),
+        (["train", "scratch", "CartPole-v1", "--score-range", "5", "5", "--log-dir", "{tmp}"], "give LOW < HIGH"),
+        (["train", "scratch", "CartPole-v1", "--baseline", "{tmp}/none.npz", "--log-dir", "{tmp}"], "does not exist"),
+    ],
+)
+def test_bad_tasks_and_settings_fail_before_training_in_one_line(cartpole_zip, tmp_path, capsys, no_training, args, message):
+    assert main([a.format(src=cartpole_zip, tmp=tmp_path) for a in args]) == 2
+    _one_line_error(capsys, message)
+    assert list(tmp_path.iterdir()) == []  # no model, no run folder
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["pretrain", "CartPole-v1", "-o", "x.zip", "--steps"],
+        ["train", "scratch", "CartPole-v1", "--steps"],
+        ["train", "scratch", "CartPole-v1", "--eval-freq"],
+        ["train", "scratch", "CartPole-v1", "--n-eval-episodes"],
+        ["train", "scratch", "CartPole-v1", "--unfreeze-every"],
+        ["bench", "--workers"],
+    ],
+)
+@pytest.mark.parametrize("value", ["0", "-5", "1.5"])
+def test_counts_must_be_positive_whole_numbers(capsys, no_training, args, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, value])
+    assert exit_info.value.code == 2
+    expected = "give a whole number" if value == "1.5" else "give a whole number >= 1"
+    assert f"argument {args[-1]}: '{value}': {expected}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--warmup", "-1", "give a whole number >= 0"),
+        ("--seed", "-1", "give a whole number >= 0"),
+        ("--threshold", "nan", "give a finite number"),
+    ],
+)
+def test_other_numbers_are_checked_by_the_parser(capsys, no_training, flag, value, message):
+    with pytest.raises(SystemExit):
+        main(["train", "scratch", "CartPole-v1", flag, value])
+    assert f"argument {flag}: '{value}': {message}" in capsys.readouterr().err
