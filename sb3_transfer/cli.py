@@ -6,7 +6,9 @@ import argparse
 import importlib.util
 import json
 import math
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import gymnasium as gym
 from sb3_transfer.adapt import ALGOS, load_and_adapt
 from sb3_transfer.errors import (
     IncompatibleSpaceError,
+    OutputError,
     OutputExistsError,
     TransferConfigError,
     TransferError,
@@ -179,13 +182,70 @@ def _transfer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-source", action="store_true", help="allow unpickling the source zip's metadata")
 
 
-def _check_output(path: str | Path, force: bool) -> Path:
+def _check_output(path: str | Path, force: bool, suffix: str = ".zip") -> Path:
+    """
+    Check, before any training, that an output can be written: its folder exists or is made, and is writable; the path
+    is not a folder; it exists only if ``force``.
+
+    :param path: Where the output goes (``suffix`` appended if it has another one).
+    :param force: Whether an existing file may be replaced.
+    :param suffix: The output's suffix.
+    :return: The output's path, with its suffix.
+    """
     path = Path(path)
-    if path.suffix != ".zip":
-        path = path.with_name(path.name + ".zip")
+    if path.suffix != suffix:
+        path = path.with_name(path.name + suffix)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give a file name, e.g. {path / ('model' + suffix)}.")
     if path.exists() and not force:
         raise OutputExistsError(f"{path} exists; pass --force to overwrite it.")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{path} exists and is not a regular file; give another output path.")
+    _check_folder(path.parent)
     return path
+
+
+def _check_folder(folder: Path, hint: str = "choose another output path") -> None:
+    """
+    Make ``folder`` if needed and check that a file can be made in it (by making one: permission bits do not tell, for
+    root or on a read-only file system).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        file = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        problem = f"{file} is a file, not a folder" if file is not None else e.strerror or str(e)
+        raise OutputError(f"cannot write in the folder {folder}: {problem}; {hint}.") from None
+
+
+def _partial(path: Path) -> Path:
+    """A temporary name in the output's folder (so that the rename into place is atomic), ending as the output does."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+
+
+def _save_model(model: Any, path: Path) -> None:
+    """
+    Save a model to ``path`` (a ``.zip``) through a temporary file renamed into place: an interrupted save leaves
+    neither a truncated zip under the final name nor a lost previous file.
+    """
+    partial = _partial(path)  # ends in .zip: SB3 appends .zip to a name without a suffix
+    try:
+        model.save(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file renamed into place, as :func:`_save_model` does."""
+    partial = _partial(path)
+    try:
+        partial.write_text(json.dumps(data, indent=2))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _check_env(env_id: str) -> None:
@@ -214,7 +274,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     print(f"Training {args.algo} on {args.env} for {steps} timesteps with {origin}.")
     model = ALGOS[args.algo]("MlpPolicy", args.env, seed=args.seed, verbose=0, **hyperparams)
     model.learn(steps, progress_bar=_progress_bar(args))
-    model.save(output)
+    _save_model(model, output)
     print(f"Saved {output}")
     return 0
 
@@ -304,7 +364,7 @@ def _adapt(args: argparse.Namespace) -> int:
     _check_env(args.env)
     model, origin = _build(args)
     print(f"Hyperparameters: {origin}.")
-    model.save(output)
+    _save_model(model, output)
     print(f"Saved {output}")
     return 0
 
@@ -315,6 +375,22 @@ def _run_dir(log_dir: str, algo: str, env_id: str) -> Path:
         (int(p.name.rsplit("_", 1)[1]) for p in base.glob(f"{env_id}_*") if p.name.rsplit("_", 1)[1].isdigit()), default=0
     )
     return base / f"{env_id}_{index}"
+
+
+def _make_run_dir(log_dir: str, algo: str, env_id: str) -> Path:
+    """The next run folder (:func:`_run_dir`), made now, checked writable."""
+    for _ in range(100):  # another run starting at the same time may take a number first
+        run_dir = _run_dir(log_dir, algo, env_id)
+        _check_folder(run_dir.parent, "choose another --log-dir")
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise OutputError(f"cannot make the run folder {run_dir}: {e.strerror or e}; choose another --log-dir.") from None
+        _check_folder(run_dir, "choose another --log-dir")
+        return run_dir
+    raise OutputError(f"no new run folder could be made in {Path(log_dir) / algo}; choose another --log-dir.")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -348,8 +424,8 @@ def _train(args: argparse.Namespace) -> int:
     algo = "qrdqn" if type(model).__name__ == "QRDQN" else "dqn"
     _, n_timesteps, _ = zoo_hyperparams(algo, args.env)
     steps = args.steps or n_timesteps or 50_000
-    run_dir = _run_dir(args.log_dir, algo, args.env)
-    run_dir.mkdir(parents=True)
+    run_dir = _make_run_dir(args.log_dir, algo, args.env)  # before training: an unwritable folder fails now
+    model_path = _check_output(run_dir / args.env, force=False)
     threshold = args.threshold if args.threshold is not None else getattr(gym.spec(args.env), "reward_threshold", None)
     evaluation = TransferEvalCallback(
         make_vec_env(args.env, n_envs=1, seed=args.seed + 10_000),
@@ -364,14 +440,14 @@ def _train(args: argparse.Namespace) -> int:
     callbacks = [evaluation, *schedules]
     print(f"Training on {args.env} for {steps} timesteps with {origin}; logs in {run_dir}")
     model.learn(steps, callback=callbacks, progress_bar=_progress_bar(args))
-    model.save(run_dir / args.env)
+    _save_model(model, model_path)
     report = getattr(model, "transfer_report", None)
     if report is not None:
-        (run_dir / "transfer_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+        _write_json(run_dir / "transfer_report.json", report.to_dict())
     if evaluation.metrics is not None:
-        (run_dir / "metrics.json").write_text(json.dumps(evaluation.metrics.to_dict(), indent=2))
+        _write_json(run_dir / "metrics.json", evaluation.metrics.to_dict())
         print(evaluation.metrics)
-    print(f"Saved {run_dir / args.env}.zip and {run_dir / 'evaluations.npz'}")
+    print(f"Saved {model_path} and {run_dir / 'evaluations.npz'}")
     return 0
 
 

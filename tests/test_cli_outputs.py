@@ -1,9 +1,11 @@
 """The command line against careless and hostile use: bad counts and tasks, outputs it cannot write, interruptions."""
 
+import os
+
 import pytest
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from sb3_transfer.cli import main
+from sb3_transfer.cli import _write_json, main
 from sb3_transfer.errors import OutputError, TransferConfigError
 
 
@@ -110,3 +112,89 @@ def test_other_numbers_are_checked_by_the_parser(capsys, no_training, flag, valu
     with pytest.raises(SystemExit):
         main(["train", "scratch", "CartPole-v1", flag, value])
     assert f"argument {flag}: '{value}': {message}" in capsys.readouterr().err
+
+
+@pytest.fixture
+def blocked(tmp_path):
+    """A regular file where a folder would have to be (unwritable whoever runs the tests, root too)."""
+    path = tmp_path / "a-file"
+    path.write_text("")
+    return path
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["pretrain", "CartPole-v1", "-o", "{blocked}/x.zip"], "cannot write in the folder {blocked}: {blocked} is a file"),
+        (["adapt", "{src}", "Acrobot-v1", "-o", "{blocked}/sub/x"], "{blocked} is a file, not a folder"),
+        (
+            ["train", "scratch", "CartPole-v1", "--log-dir", "{blocked}"],
+            "{blocked} is a file, not a folder; choose another --log-dir",
+        ),
+    ],
+)
+def test_outputs_that_cannot_be_written_fail_before_training(cartpole_zip, blocked, capsys, no_training, args, message):
+    assert main([a.format(src=cartpole_zip, blocked=blocked) for a in args]) == 2
+    _one_line_error(capsys, message.format(blocked=blocked))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_an_output_that_is_not_a_regular_file_is_refused_even_with_force(tmp_path, capsys, no_training):
+    os.mkfifo(tmp_path / "pipe.zip")  # writing into it would hang until someone reads
+    assert main(["pretrain", "CartPole-v1", "-o", str(tmp_path / "pipe.zip"), "--force"]) == 2
+    _one_line_error(capsys, f"{tmp_path / 'pipe.zip'} exists and is not a regular file")
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_an_output_that_is_a_folder_is_refused(tmp_path, capsys, no_training, force):
+    folder = tmp_path / "dir.zip"
+    folder.mkdir()
+    assert main(["pretrain", "CartPole-v1", "-o", str(folder), *force]) == 2
+    _one_line_error(capsys, f"{folder} is a folder; give a file name")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.zip"]  # SB3 would have saved dir.zip_2
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes in read-only folders")
+def test_a_read_only_output_folder_fails_before_training(tmp_path, capsys, no_training):
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o500)
+    try:
+        assert main(["pretrain", "CartPole-v1", "-o", str(folder / "x.zip")]) == 2
+    finally:
+        folder.chmod(0o700)
+    _one_line_error(capsys, f"cannot write in the folder {folder}: Permission denied")
+
+
+@pytest.mark.parametrize("command", ["pretrain", "adapt"])
+def test_an_interrupted_save_keeps_the_previous_file(cartpole_zip, tmp_path, capsys, monkeypatch, command):
+    output = tmp_path / "model.zip"
+    output.write_bytes(b"the previous model")
+
+    def interrupted_save(self, path, *args, **kwargs):
+        with open(path, "wb") as file:
+            file.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(BaseAlgorithm, "save", interrupted_save)
+    args = (
+        ["pretrain", "CartPole-v1", "--steps", "10"] if command == "pretrain" else ["adapt", str(cartpole_zip), "CartPole-v1"]
+    )
+    assert main([*args, "-o", str(output), "--force", "--no-progress-bar"]) == 130
+    _one_line_error(capsys, f"sb3-transfer {command}: interrupted")
+    assert output.read_bytes() == b"the previous model"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.zip"]  # the partial file is gone too
+
+
+def test_a_save_replaces_the_previous_file_and_leaves_nothing_else(cartpole_zip, tmp_path):
+    output = tmp_path / "model.zip"
+    output.write_bytes(b"the previous model")
+    assert main(["adapt", str(cartpole_zip), "CartPole-v1", "-o", str(output), "--force"]) == 0
+    assert output.read_bytes()[:2] == b"PK" and [p.name for p in tmp_path.iterdir()] == ["model.zip"]
+
+
+def test_json_that_cannot_be_written_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text('{"previous": 1}')
+    with pytest.raises(TypeError):
+        _write_json(path, {"value": object()})  # fails half way through serialising
+    assert path.read_text() == '{"previous": 1}' and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
