@@ -1,6 +1,11 @@
 import io
 import json
+import multiprocessing
+import os
+import signal
+import subprocess
 import sys
+import time
 import zipfile
 from dataclasses import replace
 
@@ -9,7 +14,15 @@ import pytest
 import torch
 
 from sb3_transfer.bench.report import write_report
-from sb3_transfer.bench.runner import Run, run_config, run_hyperparams, run_path, run_suite, run_warm_start, source_path
+from sb3_transfer.bench.runner import (
+    Run,
+    run_config,
+    run_hyperparams,
+    run_path,
+    run_suite,
+    run_warm_start,
+    source_path,
+)
 from sb3_transfer.bench.stats import aggregate_poi, iqm, probability_of_improvement, stratified_bootstrap_ci
 from sb3_transfer.bench.suites import METHODS, PAIRS, SUITES, Method
 from sb3_transfer.cli import main
@@ -374,3 +387,61 @@ def test_a_pairs_source_seed_trains_and_caches_another_source_agent(tmp_path):
             return archive.read("policy.pth")
 
     assert weights(train_source(pair)) == weights(train_source(pair)) != weights(train_source(other))
+
+
+def _alive(pid):
+    """Whether a process runs (a zombie, ended but not yet reaped by its parent, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+_POOL_THEN_WAIT = """
+import multiprocessing, time
+from sb3_transfer.bench.runner import _Pool
+pool = _Pool(2)
+for key in "ab":
+    pool.submit(key, time.sleep, 300)
+while len(multiprocessing.active_children()) < 2:
+    time.sleep(0.05)
+print(*(p.pid for p in multiprocessing.active_children()), flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_end_when_the_main_process_is_killed():
+    main_process = subprocess.Popen([sys.executable, "-c", _POOL_THEN_WAIT], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(pid) for pid in main_process.stdout.readline().split()]
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    finally:
+        main_process.kill()  # SIGKILL: no cleanup of its own runs
+        main_process.wait()
+        main_process.stdout.close()
+    deadline = time.monotonic() + 30  # a bound on waiting; the workers check every 0.5 s
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:  # nothing left behind on a shared machine, even when this fails
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+
+
+def test_ctrl_c_ends_the_running_jobs_and_keeps_the_finished_ones(tmp_path):
+    micro = SUITES["micro"]
+    # The scratch run would train for minutes; the zeroshot run waits for the source, which comes first.
+    pair = replace(micro.pairs[0], target_steps=50_000)
+    suite = replace(micro, name="long", pairs=(pair,), methods=(METHODS["scratch"], METHODS["zeroshot"]), seeds=(0,))
+    before = {p.pid for p in multiprocessing.active_children()}
+
+    def log(message):
+        if "source 1/1" in message:
+            raise KeyboardInterrupt  # as Ctrl-C would, in the main process, while the scratch run trains
+
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, tmp_path, workers=2, log=log)
+    assert {p.pid for p in multiprocessing.active_children()} <= before  # the pool's workers are gone
+    assert source_path(tmp_path, pair).exists() and not (tmp_path / "runs").exists()

@@ -6,6 +6,8 @@ atomic rename to ``<out>/sources/...`` or ``<out>/runs/<pair>/<method>/seed<k>/e
 no shared file system and an interrupted suite resumes by skipping the runs whose file exists. Each run's settings are
 written beside it (``config.json``, see :func:`run_config`): a finished run made with other settings than the suite's
 fails the suite instead of being reused.
+
+The pool's workers end with this process, however it ends (Ctrl-C, an error, ``kill -9``): see :func:`_worker_init`.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import fnmatch
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
+import signal
 import tempfile
+import threading
 import time
 import types
 from collections.abc import Callable
@@ -381,11 +386,55 @@ def _timed(fn: Callable, *args: Any) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
+#: Seconds between a worker's checks that the main process is still there.
+WATCH_SECONDS = 0.5
+
+
+def _worker_init(main_pid: int, stop: Any) -> None:
+    """
+    Set up a pool worker. Ctrl-C is left to the main process (a terminal sends it to every process of the group: the
+    workers would print a traceback each); the main process ends the workers through ``stop``. A daemon thread ends the
+    worker when the main process is gone, however it went: ``kill -9`` runs no cleanup, and a worker would otherwise
+    train on, alone, for minutes.
+
+    :param main_pid: The main process.
+    :param stop: A multiprocessing ``Event``: set, the worker ends.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Our parent now: the main process, or a fork server that ends with it (either way the parent changes when it goes).
+    parent = os.getppid()
+    threading.Thread(target=_watch, args=(main_pid, parent, stop), name="sb3t-watch", daemon=True).start()
+
+
+def _watch(main_pid: int, parent: int, stop: Any) -> None:
+    # Polled: Linux's prctl(PR_SET_PDEATHSIG) follows the thread that forked, not the process, and is Linux's alone.
+    while not stop.wait(WATCH_SECONDS):
+        if os.getppid() != parent or not _alive(main_pid):  # the second: the main process died before we started
+            break
+    os._exit(1)  # at once, whatever the worker's main thread is doing
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill with signal 0 terminates a process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's (the pid was reused)
+        return True
+    return True
+
+
 class _Pool:
     """Jobs on a local process pool, collected as they finish (with :func:`_timed`: ``(seconds, result)``)."""
 
     def __init__(self, workers: int) -> None:
-        self.executor = ProcessPoolExecutor(max_workers=workers)
+        context = multiprocessing.get_context()
+        self.stop = context.Event()
+        self.executor = ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(), self.stop)
+        )
         self.pending: dict[Future, Any] = {}
         self.where = f"{workers} workers"
 
@@ -403,7 +452,13 @@ class _Pool:
             del self.pending[future]
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        """
+        End the pool. Jobs still running (after Ctrl-C) are ended, not waited for: the workers' watchers end their
+        processes, and the executor's own shutdown would wait for the running jobs.
+        """
+        if self.pending:
+            self.stop.set()
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 class _Ray:
@@ -500,7 +555,8 @@ def run_suite(
     ray_address: str | None = None,
 ) -> list[Run]:
     """
-    Run every cell of a suite that has no result yet.
+    Run every cell of a suite that has no result yet. On Ctrl-C (``KeyboardInterrupt``) the running jobs are ended,
+    the finished ones kept: the same call resumes.
 
     :param suite: The suite.
     :param out: Output folder (sources cache, runs).
