@@ -39,3 +39,7 @@ class OutputError(TransferError, OSError):
 
 class OutputExistsError(OutputError, FileExistsError):
     """An output path exists and overwriting it was not asked for (``--force``)."""
+
+
+class OutputInUseError(OutputError):
+    """An output folder is being written by another running process (a benchmark suite's folder, held by its lock)."""

@@ -2,6 +2,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,9 @@ import torch
 
 from sb3_transfer.bench.report import write_report
 from sb3_transfer.bench.runner import (
+    LOCK_FILE,
     Run,
+    lock_folder,
     run_config,
     run_hyperparams,
     run_path,
@@ -26,7 +29,7 @@ from sb3_transfer.bench.runner import (
 from sb3_transfer.bench.stats import aggregate_poi, iqm, probability_of_improvement, stratified_bootstrap_ci
 from sb3_transfer.bench.suites import METHODS, PAIRS, SUITES, Method
 from sb3_transfer.cli import main
-from sb3_transfer.errors import TransferConfigError
+from sb3_transfer.errors import OutputInUseError, TransferConfigError
 
 
 def test_iqm_on_fixed_numbers():
@@ -389,6 +392,24 @@ def test_a_pairs_source_seed_trains_and_caches_another_source_agent(tmp_path):
     assert weights(train_source(pair)) == weights(train_source(pair)) != weights(train_source(other))
 
 
+def test_a_second_run_on_a_folder_in_use_stops_at_once(tmp_path, capsys):
+    messages = []
+    with lock_folder(tmp_path):
+        assert (tmp_path / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+        in_use = rf"{re.escape(str(tmp_path))} is in use by another benchmark run \(pid {os.getpid()}\)"
+        with pytest.raises(OutputInUseError, match=in_use):
+            run_suite(_tiny_suite(), tmp_path, log=messages.append)
+        assert messages == [] and not (tmp_path / "runs").exists()  # before any check, let alone training
+        assert main(["bench", "--suite", "micro", "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert re.search(in_use, err) and err.count("\n") == 1
+    assert not (tmp_path / LOCK_FILE).exists()
+    # A lock file left by a killed run (the operating system released its lock) does not block.
+    (tmp_path / LOCK_FILE).write_text("999999\n")
+    with lock_folder(tmp_path):
+        assert (tmp_path / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+
+
 def _alive(pid):
     """Whether a process runs (a zombie, ended but not yet reaped by its parent, does not)."""
     try:
@@ -445,3 +466,4 @@ def test_ctrl_c_ends_the_running_jobs_and_keeps_the_finished_ones(tmp_path):
         run_suite(suite, tmp_path, workers=2, log=log)
     assert {p.pid for p in multiprocessing.active_children()} <= before  # the pool's workers are gone
     assert source_path(tmp_path, pair).exists() and not (tmp_path / "runs").exists()
+    assert not (tmp_path / LOCK_FILE).exists()

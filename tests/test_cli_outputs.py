@@ -47,9 +47,10 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
 
 
 def test_output_errors_are_transfer_errors():
-    from sb3_transfer import OutputExistsError, TransferError
+    from sb3_transfer import OutputExistsError, OutputInUseError, TransferError
 
     assert issubclass(OutputError, TransferError) and issubclass(OutputExistsError, FileExistsError)
+    assert issubclass(OutputInUseError, OutputError)
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ no shared file system and an interrupted suite resumes by skipping the runs whos
 written beside it (``config.json``, see :func:`run_config`): a finished run made with other settings than the suite's
 fails the suite instead of being reused.
 
-The pool's workers end with this process, however it ends (Ctrl-C, an error, ``kill -9``): see :func:`_worker_init`.
+One suite runs in a folder at a time (:func:`lock_folder`). The pool's workers end with this process, however it ends
+(Ctrl-C, an error, ``kill -9``): see :func:`_worker_init`.
 """
 
 from __future__ import annotations
@@ -23,14 +24,20 @@ import tempfile
 import threading
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, cast
 
 from sb3_transfer.bench.suites import Method, Pair, Suite
-from sb3_transfer.errors import TransferConfigError
+from sb3_transfer.errors import OutputError, OutputInUseError, TransferConfigError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -547,6 +554,75 @@ def check_methods(suite: Suite) -> None:
             raise TransferConfigError(f"suite {suite.name}, method {method.name}: {error}") from None
 
 
+#: The lock file of a suite's output folder, there while a suite runs in it (:func:`lock_folder`).
+LOCK_FILE = ".bench.lock"
+
+
+@contextmanager
+def lock_folder(out: Path) -> Iterator[None]:
+    """
+    Hold an output folder's lock (:data:`LOCK_FILE`, holding the pid) while the block runs: another process asking for
+    it meanwhile fails at once with :class:`~sb3_transfer.errors.OutputInUseError`, naming the folder and the pid. The
+    lock is the operating system's on the open file (``flock``), so it goes with the process however it ends: a lock
+    file left by a killed run does not block.
+
+    :param out: The folder (made if needed).
+    """
+    path = Path(out) / LOCK_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot make the output folder {out}: {error.strerror or error}; choose another one.") from None
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise OutputError(
+                f"cannot write in the output folder {out}: {error.strerror or error}; choose another one."
+            ) from None
+        if not _try_lock(fd):
+            try:
+                holder = os.read(fd, 32).decode(errors="replace").strip()
+            except OSError:  # Windows: the holder's lock covers what we would read
+                holder = ""
+            os.close(fd)
+            raise OutputInUseError(
+                f"{out} is in use by another benchmark run (pid {holder if holder.isdigit() else 'unknown'}): wait for it "
+                "to end (the same command then reuses its finished runs), or choose another output folder."
+            )
+        try:
+            locked_file = os.stat(path)
+        except FileNotFoundError:
+            locked_file = None
+        # The last holder removes the file before unlocking: a lock taken on a file no longer at the path is no lock.
+        if locked_file is not None and os.path.samestat(os.fstat(fd), locked_file):
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        if fcntl is not None:  # the pool's forked workers share the open file: unlock it for all, not only close ours
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    """Lock an open file for this process without waiting; whether it was free."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+    except OSError:
+        return False
+    return True
+
+
 def run_suite(
     suite: Suite,
     out: Path,
@@ -555,8 +631,8 @@ def run_suite(
     ray_address: str | None = None,
 ) -> list[Run]:
     """
-    Run every cell of a suite that has no result yet. On Ctrl-C (``KeyboardInterrupt``) the running jobs are ended,
-    the finished ones kept: the same call resumes.
+    Run every cell of a suite that has no result yet. One suite runs in a folder at a time (:func:`lock_folder`); on
+    Ctrl-C (``KeyboardInterrupt``) the running jobs are ended, the finished ones kept: the same call resumes.
 
     :param suite: The suite.
     :param out: Output folder (sources cache, runs).
@@ -568,6 +644,11 @@ def run_suite(
         results come back to this process, so no shared file system is needed.
     :return: All runs of the suite.
     """
+    with lock_folder(out):
+        return _run_suite(suite, Path(out), workers, log, ray_address)
+
+
+def _run_suite(suite: Suite, out: Path, workers: int, log: Callable[[str], None], ray_address: str | None) -> list[Run]:
     check_methods(suite)
     check_envs(suite)
     runs = [Run(p, m, s) for p in suite.pairs for m in suite.methods for s in suite.seeds]
