@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import os
+import shlex
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -462,8 +463,14 @@ def _bench(args: argparse.Namespace) -> int:
         raise TransferConfigError(f"--suite {args.suite}: choose one of {', '.join(SUITES)}.")
     out = Path(args.out or Path("sb3t-bench") / args.suite)
     started = time.time()
-    run_suite(SUITES[args.suite], out, workers=args.workers, ray_address=args.ray_address)
-    command = "sb3-transfer bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else [f"--suite {args.suite}"])
+    # The command as given (--debug may come before the command), for the report and to resume.
+    given = sys.argv[1:]
+    command = "sb3-transfer " + (shlex.join(given) if "bench" in given else f"bench --suite {shlex.quote(args.suite)}")
+    try:
+        run_suite(SUITES[args.suite], out, workers=args.workers, ray_address=args.ray_address)
+    except KeyboardInterrupt:
+        # main prints this as the one line of an interruption: finished runs are on disk and are reused.
+        raise KeyboardInterrupt(f"the finished runs are kept in {out}: run `{command}` again to resume") from None
     write_report(SUITES[args.suite], out, command, time.time() - started)
     print((out / "report.md").read_text())
     print(f"Report: {out / 'report.md'}, {out / 'summary.json'}, {out / 'plots'}")

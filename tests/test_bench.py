@@ -467,3 +467,33 @@ def test_ctrl_c_ends_the_running_jobs_and_keeps_the_finished_ones(tmp_path):
     assert {p.pid for p in multiprocessing.active_children()} <= before  # the pool's workers are gone
     assert source_path(tmp_path, pair).exists() and not (tmp_path / "runs").exists()
     assert not (tmp_path / LOCK_FILE).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_on_the_bench_command_says_how_to_resume_and_the_same_command_resumes(tmp_path):
+    command = [sys.executable, "-m", "sb3_transfer.cli", "bench", "--suite", "micro", "--out", str(tmp_path), "--workers", "2"]
+    bench = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in bench.stdout:
+            if "[1/" in line:  # a run is saved, others are running
+                break
+        workers = [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _parent(pid) == bench.pid and _alive(int(pid))]
+        bench.send_signal(signal.SIGINT)  # to the main process alone: its workers must end by its word
+        _, err = bench.communicate(timeout=120)
+    finally:
+        bench.kill()
+    assert bench.returncode == 130
+    assert err.count("\n") == 1 and "interrupted; the finished runs are kept in" in err and "again to resume" in err
+    assert workers and not any(_alive(pid) for pid in workers)
+    resumed = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = int(re.search(r"(\d+) already done", resumed.stdout).group(1))
+    assert done >= 1
+
+
+def _parent(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return None

@@ -199,3 +199,14 @@ def test_json_that_cannot_be_written_keeps_the_previous_file(tmp_path):
     with pytest.raises(TypeError):
         _write_json(path, {"value": object()})  # fails half way through serialising
     assert path.read_text() == '{"previous": 1}' and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_ctrl_c_during_bench_says_how_to_resume(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("sb3_transfer.bench.runner.run_suite", _raise(KeyboardInterrupt))
+    monkeypatch.setattr("sys.argv", ["sb3-transfer", "bench", "--suite", "micro", "--out", str(tmp_path)])
+    assert main(["bench", "--suite", "micro", "--out", str(tmp_path)]) == 130
+    _one_line_error(
+        capsys,
+        f"sb3-transfer bench: interrupted; the finished runs are kept in {tmp_path}: "
+        f"run `sb3-transfer bench --suite micro --out {tmp_path}` again to resume",
+    )
