@@ -1,5 +1,6 @@
 """The command line against careless and hostile use: bad counts and tasks, outputs it cannot write, interruptions."""
 
+import errno
 import os
 
 import pytest
@@ -164,6 +165,22 @@ def test_a_read_only_output_folder_fails_before_training(tmp_path, capsys, no_tr
     finally:
         folder.chmod(0o700)
     _one_line_error(capsys, f"cannot write in the folder {folder}: Permission denied")
+
+
+@pytest.mark.parametrize("command", ["pretrain", "adapt", "train"])
+def test_a_folder_that_refuses_files_fails_before_training(cartpole_zip, tmp_path, capsys, monkeypatch, no_training, command):
+    # What a read-only file system says, even to root (who passes the permission bits, so the test above skips for root).
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("sb3_transfer.cli.tempfile.TemporaryFile", refused)
+    args = {
+        "pretrain": ["pretrain", "CartPole-v1", "-o", str(tmp_path / "x.zip")],
+        "adapt": ["adapt", str(cartpole_zip), "CartPole-v1", "-o", str(tmp_path / "x.zip")],
+        "train": ["train", "scratch", "CartPole-v1", "--log-dir", str(tmp_path)],
+    }[command]
+    assert main(args) == 2
+    _one_line_error(capsys, ": Read-only file system; choose another")
 
 
 @pytest.mark.parametrize("command", ["pretrain", "adapt"])
