@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
+import os
+import shlex
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +17,13 @@ from typing import Any
 import gymnasium as gym
 
 from sb3_transfer.adapt import ALGOS, SB3_ALGOS, load_and_adapt
-from sb3_transfer.errors import OutputExistsError, TransferConfigError, TransferError
+from sb3_transfer.errors import (
+    IncompatibleSpaceError,
+    OutputError,
+    OutputExistsError,
+    TransferConfigError,
+    TransferError,
+)
 from sb3_transfer.sources import read_source
 from sb3_transfer.zoo import zoo_hyperparams
 
@@ -23,28 +33,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     Run the command line.
 
     :param argv: Arguments (default: ``sys.argv[1:]``).
-    :return: The exit status: 0 on success, 2 on a user error (printed as one line).
+    :return: The exit status: 0 on success, 2 on a user error, 1 on any other error (each printed as one line; with
+        ``--debug``, raised with its traceback instead), 130 when interrupted (Ctrl-C).
     """
     parser = _parser()
     args = parser.parse_args(argv)
+    prefix = f"sb3-transfer {args.command}"
     try:
         return args.run(args)
+    except KeyboardInterrupt as e:
+        if args.debug:
+            raise
+        # A command may say what was kept and how to go on (bench: the same command resumes).
+        print(f"{prefix}: interrupted{f'; {_one_line(e)}' if str(e) else ''}", file=sys.stderr)
+        return 130
     except (TransferError, gym.error.Error) as e:
-        print(f"sb3-transfer {args.command}: error: {e}", file=sys.stderr)
+        if args.debug:
+            raise
+        print(f"{prefix}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except Exception as e:
+        if args.debug:
+            raise
+        print(
+            f"{prefix}: error: {type(e).__name__}: {_one_line(e)} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(error: BaseException) -> str:
+    """An error's message on one line: line breaks become spaces, other control characters (from a file?) are escaped."""
+    text = " ".join(line.strip() for line in str(error).splitlines())
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sb3-transfer", description="Transfer learning for Stable-Baselines3 DQN and QR-DQN agents."
     )
+    parser.add_argument("--debug", action="store_true", help="on an error, show its traceback")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("pretrain", help="train a source agent, with rl-zoo3's tuned hyperparameters when it has them")
     p.add_argument("env", help="environment id, e.g. CartPole-v1")
     p.add_argument("--algo", default="dqn", choices=sorted(ALGOS))
     p.add_argument("-o", "--output", required=True, help="where to save the model (.zip)")
-    p.add_argument("--steps", type=int, help="timesteps (default: rl-zoo3's n_timesteps, else 50000)")
+    p.add_argument("--steps", type=_positive_int, help="timesteps (default: rl-zoo3's n_timesteps, else 50000)")
     _common(p)
     p.set_defaults(run=_pretrain)
 
@@ -65,9 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train", help="fine-tune a source on a target task with evaluation; print transfer metrics")
     p.add_argument("source", help="an SB3 .zip, or 'scratch' for a baseline without transfer")
     p.add_argument("env", help="the target task's environment id")
-    p.add_argument("--steps", type=int, help="timesteps (default: rl-zoo3's n_timesteps for the task, else 50000)")
-    p.add_argument("--unfreeze-every", type=int, help="GradualUnfreeze: one more group every N timesteps")
-    p.add_argument("--warmup", type=int, default=0, help="learning-rate warm-up of unfrozen groups (timesteps)")
+    p.add_argument("--steps", type=_positive_int, help="timesteps (default: rl-zoo3's n_timesteps for the task, else 50000)")
+    p.add_argument("--unfreeze-every", type=_positive_int, help="GradualUnfreeze: one more group every N timesteps")
+    p.add_argument("--warmup", type=_non_negative_int, default=0, help="learning-rate warm-up of unfrozen groups (timesteps)")
     p.add_argument(
         "--warm-start",
         type=_warm_start_arg,
@@ -76,19 +111,19 @@ def _parser() -> argparse.ArgumentParser:
         help="PolicyWarmStart: the pretrained policy fills the replay buffer for N timesteps before any update; auto: "
         "5000 at 128 transitions drawn per timestep, scaled to the model's sampling (warm_start_steps)",
     )
-    p.add_argument("--eval-freq", type=int, default=5000, help="timesteps between evaluations")
-    p.add_argument("--n-eval-episodes", type=int, default=10)
+    p.add_argument("--eval-freq", type=_positive_int, default=5000, help="timesteps between evaluations")
+    p.add_argument("--n-eval-episodes", type=_positive_int, default=10)
     p.add_argument("--log-dir", default="logs", help="runs go to LOG_DIR/ALGO/ENV_N, as rl-zoo3 lays them out")
     p.add_argument("--baseline", nargs="+", help="baseline evaluations.npz file(s) or run folder(s) to measure against")
-    p.add_argument("--threshold", type=float, help="score for time to threshold (default: the env's reward threshold)")
-    p.add_argument("--score-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="normalise scores")
+    p.add_argument("--threshold", type=_finite_float, help="score for time to threshold (default: the env's reward threshold)")
+    p.add_argument("--score-range", type=_finite_float, nargs=2, metavar=("LOW", "HIGH"), help="normalise scores")
     _transfer_options(p)
     _common(p)
     p.set_defaults(run=_train)
 
     p = commands.add_parser("bench", help="compare transfer methods against learning from scratch (the main job)")
     p.add_argument("--suite", default="quick", help="quick (about 10 min on 2 cores), standard, micro")
-    p.add_argument("--workers", type=int, default=2, help="processes of the local pool")
+    p.add_argument("--workers", type=_positive_int, default=2, help="processes of the local pool")
     p.add_argument(
         "--ray-address",
         help="dispatch the runs to a Ray cluster instead: auto (the cluster this machine belongs to), local (a new "
@@ -96,11 +131,45 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="output folder (default: sb3t-bench/SUITE); finished runs in it are reused")
     p.set_defaults(run=_bench)
+    for command in commands.choices.values():
+        # Also after the command; SUPPRESS keeps a --debug given before it.
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="on an error, show its traceback")
     return parser
 
 
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 0")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number") from None
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_non_negative_int, default=0)  # numpy's seeds are >= 0
     p.add_argument("--force", action="store_true", help="overwrite outputs that exist")
     p.add_argument("--no-progress-bar", action="store_true", help="do not show a progress bar")
 
@@ -114,13 +183,84 @@ def _transfer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-source", action="store_true", help="allow unpickling the source zip's metadata")
 
 
-def _check_output(path: str | Path, force: bool) -> Path:
+def _check_output(path: str | Path, force: bool, suffix: str = ".zip") -> Path:
+    """
+    Check, before any training, that an output can be written: its folder exists or is made, and is writable; the path
+    is not a folder; it exists only if ``force``.
+
+    :param path: Where the output goes (``suffix`` appended if it has another one).
+    :param force: Whether an existing file may be replaced.
+    :param suffix: The output's suffix.
+    :return: The output's path, with its suffix.
+    """
     path = Path(path)
-    if path.suffix != ".zip":
-        path = path.with_name(path.name + ".zip")
+    if path.suffix != suffix:
+        path = path.with_name(path.name + suffix)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give a file name, e.g. {path / ('model' + suffix)}.")
     if path.exists() and not force:
         raise OutputExistsError(f"{path} exists; pass --force to overwrite it.")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{path} exists and is not a regular file; give another output path.")
+    _check_folder(path.parent)
     return path
+
+
+def _check_folder(folder: Path, hint: str = "choose another output path") -> None:
+    """
+    Make ``folder`` if needed and check that a file can be made in it (by making one: permission bits do not tell, for
+    root or on a read-only file system).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        file = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        problem = f"{file} is a file, not a folder" if file is not None else e.strerror or str(e)
+        raise OutputError(f"cannot write in the folder {folder}: {problem}; {hint}.") from None
+
+
+def _partial(path: Path) -> Path:
+    """A temporary name in the output's folder (so that the rename into place is atomic), ending as the output does."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+
+
+def _save_model(model: Any, path: Path) -> None:
+    """
+    Save a model to ``path`` (a ``.zip``) through a temporary file renamed into place: an interrupted save leaves
+    neither a truncated zip under the final name nor a lost previous file.
+    """
+    partial = _partial(path)  # ends in .zip: SB3 appends .zip to a name without a suffix
+    try:
+        model.save(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file renamed into place, as :func:`_save_model` does."""
+    partial = _partial(path)
+    try:
+        partial.write_text(json.dumps(data, indent=2))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _check_env(env_id: str) -> None:
+    """Check, before any training, that the task can be made here and has the Discrete actions DQN and QR-DQN need."""
+    try:
+        env = gym.make(env_id)
+    except (gym.error.Error, ImportError) as e:
+        raise TransferConfigError(f"environment {env_id} cannot be made here: {e}") from None
+    space = env.action_space
+    env.close()
+    if not isinstance(space, gym.spaces.Discrete):
+        raise IncompatibleSpaceError(
+            f"{env_id} has actions {space}; DQN and QR-DQN need a Discrete action space: choose a task with discrete actions."
+        )
 
 
 def _progress_bar(args: argparse.Namespace) -> bool:
@@ -129,12 +269,13 @@ def _progress_bar(args: argparse.Namespace) -> bool:
 
 def _pretrain(args: argparse.Namespace) -> int:
     output = _check_output(args.output, args.force)
+    _check_env(args.env)
     hyperparams, n_timesteps, origin = zoo_hyperparams(args.algo, args.env)
     steps = args.steps or n_timesteps or 50_000
     print(f"Training {args.algo} on {args.env} for {steps} timesteps with {origin}.")
     model = SB3_ALGOS[args.algo]("MlpPolicy", args.env, seed=args.seed, verbose=0, **hyperparams)
     model.learn(steps, progress_bar=_progress_bar(args))
-    model.save(output)
+    _save_model(model, output)
     print(f"Saved {output}")
     return 0
 
@@ -218,10 +359,12 @@ def _build(args: argparse.Namespace) -> tuple[Any, str]:
 
 def _adapt(args: argparse.Namespace) -> int:
     output = _check_output(args.output, args.force)
+    _check_env(args.env)
     model, origin = _build(args)
     print(f"Hyperparameters: {origin}.")
-    model.save(output)
-    report = model.transfer_report.save(output.with_suffix(".report.json"))
+    _save_model(model, output)
+    report = output.with_suffix(".report.json")
+    _write_json(report, model.transfer_report.to_dict())
     print(f"Saved {output} and its transfer report {report}")
     return 0
 
@@ -234,11 +377,28 @@ def _run_dir(log_dir: str, algo: str, env_id: str) -> Path:
     return base / f"{env_id}_{index}"
 
 
+def _make_run_dir(log_dir: str, algo: str, env_id: str) -> Path:
+    """The next run folder (:func:`_run_dir`), made now, checked writable."""
+    for _ in range(100):  # another run starting at the same time may take a number first
+        run_dir = _run_dir(log_dir, algo, env_id)
+        _check_folder(run_dir.parent, "choose another --log-dir")
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise OutputError(f"cannot make the run folder {run_dir}: {e.strerror or e}; choose another --log-dir.") from None
+        _check_folder(run_dir, "choose another --log-dir")
+        return run_dir
+    raise OutputError(f"no new run folder could be made in {Path(log_dir) / algo}; choose another --log-dir.")
+
+
 def _train(args: argparse.Namespace) -> int:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     from sb3_transfer.callbacks import GradualUnfreeze, PolicyWarmStart, TransferEvalCallback, warm_start_steps
+    from sb3_transfer.metrics import load_curve
 
     def schedules_for(hold: int) -> list[BaseCallback]:
         schedules: list[BaseCallback] = []
@@ -251,6 +411,11 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.warm_start != "auto" and args.warm_start < 0:
         raise TransferConfigError(f"--warm-start {args.warm_start}: give a number of timesteps >= 0, or 'auto'.")
+    if args.score_range and not args.score_range[0] < args.score_range[1]:
+        raise TransferConfigError(f"--score-range {' '.join(map(str, args.score_range))}: give LOW < HIGH.")
+    _check_env(args.env)
+    # Read now: a wrong path fails before the model and the run folder are made.
+    baseline = [load_curve(b) for b in args.baseline] if args.baseline else None
     # Built first: a bad setting fails before anything is written (an automatic warm start needs the model).
     schedules = schedules_for(0 if args.warm_start == "auto" else args.warm_start)
     model, origin = _build(args)
@@ -259,12 +424,12 @@ def _train(args: argparse.Namespace) -> int:
     algo = "qrdqn" if isinstance(model, ALGOS["qrdqn"]) else "dqn"
     _, n_timesteps, _ = zoo_hyperparams(algo, args.env)
     steps = args.steps or n_timesteps or 50_000
-    run_dir = _run_dir(args.log_dir, algo, args.env)
-    run_dir.mkdir(parents=True)
+    run_dir = _make_run_dir(args.log_dir, algo, args.env)  # before training: an unwritable folder fails now
+    model_path = _check_output(run_dir / args.env, force=False)
     threshold = args.threshold if args.threshold is not None else getattr(gym.spec(args.env), "reward_threshold", None)
     evaluation = TransferEvalCallback(
         make_vec_env(args.env, n_envs=1, seed=args.seed + 10_000),
-        baseline=args.baseline,
+        baseline=baseline,
         threshold=threshold,
         score_range=tuple(args.score_range) if args.score_range else None,
         eval_freq=max(args.eval_freq // model.n_envs, 1),
@@ -275,13 +440,13 @@ def _train(args: argparse.Namespace) -> int:
     callbacks = [evaluation, *schedules]
     print(f"Training on {args.env} for {steps} timesteps with {origin}; logs in {run_dir}")
     model.learn(steps, callback=callbacks, progress_bar=_progress_bar(args))
-    model.save(run_dir / args.env)
+    _save_model(model, model_path)
     if model.transfer_report is not None:
-        model.transfer_report.save(run_dir / "transfer_report.json")
+        _write_json(run_dir / "transfer_report.json", model.transfer_report.to_dict())
     if evaluation.metrics is not None:
-        (run_dir / "metrics.json").write_text(json.dumps(evaluation.metrics.to_dict(), indent=2))
+        _write_json(run_dir / "metrics.json", evaluation.metrics.to_dict())
         print(evaluation.metrics)
-    print(f"Saved {run_dir / args.env}.zip and {run_dir / 'evaluations.npz'}")
+    print(f"Saved {model_path} and {run_dir / 'evaluations.npz'}")
     return 0
 
 
@@ -294,12 +459,16 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.suite not in SUITES:
         raise TransferConfigError(f"--suite {args.suite}: choose one of {', '.join(SUITES)}.")
-    if args.workers < 1:
-        raise TransferConfigError(f"--workers {args.workers}: give at least 1.")
     out = Path(args.out or Path("sb3t-bench") / args.suite)
     started = time.time()
-    run_suite(SUITES[args.suite], out, workers=args.workers, ray_address=args.ray_address)
-    command = "sb3-transfer bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else [f"--suite {args.suite}"])
+    # The command as given (--debug may come before the command), for the report and to resume.
+    given = sys.argv[1:]
+    command = "sb3-transfer " + (shlex.join(given) if "bench" in given else f"bench --suite {shlex.quote(args.suite)}")
+    try:
+        run_suite(SUITES[args.suite], out, workers=args.workers, ray_address=args.ray_address)
+    except KeyboardInterrupt:
+        # main prints this as the one line of an interruption: finished runs are on disk and are reused.
+        raise KeyboardInterrupt(f"the finished runs are kept in {out}: run `{command}` again to resume") from None
     write_report(SUITES[args.suite], out, command, time.time() - started)
     print((out / "report.md").read_text())
     print(f"Report: {out / 'report.md'}, {out / 'summary.json'}, {out / 'plots'}")

@@ -33,5 +33,13 @@ class StrictTransferError(TransferError, ValueError):
     """``strict=True`` was asked for and some pretrained tensor could not be carried over as it is."""
 
 
-class OutputExistsError(TransferError, FileExistsError):
+class OutputError(TransferError, OSError):
+    """An output cannot be written where it was asked for: its folder cannot be made or written, or the path is a folder."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
     """An output path exists and overwriting it was not asked for (``--force``)."""
+
+
+class OutputInUseError(OutputError):
+    """An output folder is being written by another running process (a benchmark suite's folder, held by its lock)."""

@@ -1,6 +1,12 @@
 import io
 import json
+import multiprocessing
+import os
+import re
+import signal
+import subprocess
 import sys
+import time
 import zipfile
 from dataclasses import replace
 
@@ -9,11 +15,21 @@ import pytest
 import torch
 
 from sb3_transfer.bench.report import write_report
-from sb3_transfer.bench.runner import Run, run_config, run_hyperparams, run_path, run_suite, run_warm_start, source_path
+from sb3_transfer.bench.runner import (
+    LOCK_FILE,
+    Run,
+    lock_folder,
+    run_config,
+    run_hyperparams,
+    run_path,
+    run_suite,
+    run_warm_start,
+    source_path,
+)
 from sb3_transfer.bench.stats import aggregate_poi, iqm, probability_of_improvement, stratified_bootstrap_ci
 from sb3_transfer.bench.suites import METHODS, PAIRS, SUITES, Method
 from sb3_transfer.cli import main
-from sb3_transfer.errors import TransferConfigError
+from sb3_transfer.errors import OutputInUseError, TransferConfigError
 
 
 def test_iqm_on_fixed_numbers():
@@ -374,3 +390,110 @@ def test_a_pairs_source_seed_trains_and_caches_another_source_agent(tmp_path):
             return archive.read("policy.pth")
 
     assert weights(train_source(pair)) == weights(train_source(pair)) != weights(train_source(other))
+
+
+def test_a_second_run_on_a_folder_in_use_stops_at_once(tmp_path, capsys):
+    messages = []
+    with lock_folder(tmp_path):
+        assert (tmp_path / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+        in_use = rf"{re.escape(str(tmp_path))} is in use by another benchmark run \(pid {os.getpid()}\)"
+        with pytest.raises(OutputInUseError, match=in_use):
+            run_suite(_tiny_suite(), tmp_path, log=messages.append)
+        assert messages == [] and not (tmp_path / "runs").exists()  # before any check, let alone training
+        assert main(["bench", "--suite", "micro", "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert re.search(in_use, err) and err.count("\n") == 1
+    assert not (tmp_path / LOCK_FILE).exists()
+    # A lock file left by a killed run (the operating system released its lock) does not block.
+    (tmp_path / LOCK_FILE).write_text("999999\n")
+    with lock_folder(tmp_path):
+        assert (tmp_path / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+
+
+def _alive(pid):
+    """Whether a process runs (a zombie, ended but not yet reaped by its parent, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+_POOL_THEN_WAIT = """
+import multiprocessing, time
+from sb3_transfer.bench.runner import _Pool
+pool = _Pool(2)
+for key in "ab":
+    pool.submit(key, time.sleep, 300)
+while len(multiprocessing.active_children()) < 2:
+    time.sleep(0.05)
+print(*(p.pid for p in multiprocessing.active_children()), flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_end_when_the_main_process_is_killed():
+    main_process = subprocess.Popen([sys.executable, "-c", _POOL_THEN_WAIT], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(pid) for pid in main_process.stdout.readline().split()]
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    finally:
+        main_process.kill()  # SIGKILL: no cleanup of its own runs
+        main_process.wait()
+        main_process.stdout.close()
+    deadline = time.monotonic() + 30  # a bound on waiting; the workers check every 0.5 s
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:  # nothing left behind on a shared machine, even when this fails
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+
+
+def test_ctrl_c_ends_the_running_jobs_and_keeps_the_finished_ones(tmp_path):
+    micro = SUITES["micro"]
+    # The scratch run would train for minutes; the zeroshot run waits for the source, which comes first.
+    pair = replace(micro.pairs[0], target_steps=50_000)
+    suite = replace(micro, name="long", pairs=(pair,), methods=(METHODS["scratch"], METHODS["zeroshot"]), seeds=(0,))
+    before = {p.pid for p in multiprocessing.active_children()}
+
+    def log(message):
+        if "source 1/1" in message:
+            raise KeyboardInterrupt  # as Ctrl-C would, in the main process, while the scratch run trains
+
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, tmp_path, workers=2, log=log)
+    assert {p.pid for p in multiprocessing.active_children()} <= before  # the pool's workers are gone
+    assert source_path(tmp_path, pair).exists() and not (tmp_path / "runs").exists()
+    assert not (tmp_path / LOCK_FILE).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_on_the_bench_command_says_how_to_resume_and_the_same_command_resumes(tmp_path):
+    command = [sys.executable, "-m", "sb3_transfer.cli", "bench", "--suite", "micro", "--out", str(tmp_path), "--workers", "2"]
+    bench = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in bench.stdout:
+            if "[1/" in line:  # a run is saved, others are running
+                break
+        workers = [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _parent(pid) == bench.pid and _alive(int(pid))]
+        bench.send_signal(signal.SIGINT)  # to the main process alone: its workers must end by its word
+        _, err = bench.communicate(timeout=120)
+    finally:
+        bench.kill()
+    assert bench.returncode == 130
+    assert err.count("\n") == 1 and "interrupted; the finished runs are kept in" in err and "again to resume" in err
+    assert workers and not any(_alive(pid) for pid in workers)
+    resumed = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = int(re.search(r"(\d+) already done", resumed.stdout).group(1))
+    assert done >= 1
+
+
+def _parent(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return None

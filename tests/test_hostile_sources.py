@@ -449,7 +449,9 @@ def test_well_formed_pickle_of_other_objects_is_unsafe(cartpole_zip, tmp_path, l
 def test_legacy_format_of_sb3_1_0_is_read(cartpole_zip, state_dict, tmp_path):
     path = with_weights(cartpole_zip, tmp_path / "legacy.zip", state_dict, legacy=True)
     network = read_source(path)
-    assert network.net_arch == [16, 16] and th.equal(network.tensors["q_net.q_net.4.weight"], state_dict["q_net.q_net.4.weight"])
+    assert network.net_arch == [16, 16] and th.equal(
+        network.tensors["q_net.q_net.4.weight"], state_dict["q_net.q_net.4.weight"]
+    )
 
 
 # ---- 6. every error is a TransferError ---------------------------------------------------------------------------------

@@ -6,6 +6,9 @@ atomic rename to ``<out>/sources/...`` or ``<out>/runs/<pair>/<method>/seed<k>/e
 no shared file system and an interrupted suite resumes by skipping the runs whose file exists. Each run's settings are
 written beside it (``config.json``, see :func:`run_config`): a finished run made with other settings than the suite's
 fails the suite instead of being reused.
+
+One suite runs in a folder at a time (:func:`lock_folder`). The pool's workers end with this process, however it ends
+(Ctrl-C, an error, ``kill -9``): see :func:`_worker_init`.
 """
 
 from __future__ import annotations
@@ -15,18 +18,27 @@ import contextlib
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
+import signal
 import tempfile
+import threading
 import time
 import types
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, cast
 
 from sb3_transfer.bench.suites import Method, Pair, Suite
-from sb3_transfer.errors import TransferConfigError
+from sb3_transfer.errors import OutputError, OutputInUseError, TransferConfigError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -402,11 +414,55 @@ def _timed(fn: Callable, *args: Any) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
+#: Seconds between a worker's checks that the main process is still there.
+WATCH_SECONDS = 0.5
+
+
+def _worker_init(main_pid: int, stop: Any) -> None:
+    """
+    Set up a pool worker. Ctrl-C is left to the main process (a terminal sends it to every process of the group: the
+    workers would print a traceback each); the main process ends the workers through ``stop``. A daemon thread ends the
+    worker when the main process is gone, however it went: ``kill -9`` runs no cleanup, and a worker would otherwise
+    train on, alone, for minutes.
+
+    :param main_pid: The main process.
+    :param stop: A multiprocessing ``Event``: set, the worker ends.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Our parent now: the main process, or a fork server that ends with it (either way the parent changes when it goes).
+    parent = os.getppid()
+    threading.Thread(target=_watch, args=(main_pid, parent, stop), name="sb3t-watch", daemon=True).start()
+
+
+def _watch(main_pid: int, parent: int, stop: Any) -> None:
+    # Polled: Linux's prctl(PR_SET_PDEATHSIG) follows the thread that forked, not the process, and is Linux's alone.
+    while not stop.wait(WATCH_SECONDS):
+        if os.getppid() != parent or not _alive(main_pid):  # the second: the main process died before we started
+            break
+    os._exit(1)  # at once, whatever the worker's main thread is doing
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill with signal 0 terminates a process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's (the pid was reused)
+        return True
+    return True
+
+
 class _Pool:
     """Jobs on a local process pool, collected as they finish (with :func:`_timed`: ``(seconds, result)``)."""
 
     def __init__(self, workers: int) -> None:
-        self.executor = ProcessPoolExecutor(max_workers=workers)
+        context = multiprocessing.get_context()
+        self.stop = context.Event()
+        self.executor = ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(), self.stop)
+        )
         self.pending: dict[Future, Any] = {}
         self.where = f"{workers} workers"
 
@@ -424,7 +480,13 @@ class _Pool:
             del self.pending[future]
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        """
+        End the pool. Jobs still running (after Ctrl-C) are ended, not waited for: the workers' watchers end their
+        processes, and the executor's own shutdown would wait for the running jobs.
+        """
+        if self.pending:
+            self.stop.set()
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 class _Ray:
@@ -513,6 +575,75 @@ def check_methods(suite: Suite) -> None:
             raise TransferConfigError(f"suite {suite.name}, method {method.name}: {error}") from None
 
 
+#: The lock file of a suite's output folder, there while a suite runs in it (:func:`lock_folder`).
+LOCK_FILE = ".bench.lock"
+
+
+@contextmanager
+def lock_folder(out: Path) -> Iterator[None]:
+    """
+    Hold an output folder's lock (:data:`LOCK_FILE`, holding the pid) while the block runs: another process asking for
+    it meanwhile fails at once with :class:`~sb3_transfer.errors.OutputInUseError`, naming the folder and the pid. The
+    lock is the operating system's on the open file (``flock``), so it goes with the process however it ends: a lock
+    file left by a killed run does not block.
+
+    :param out: The folder (made if needed).
+    """
+    path = Path(out) / LOCK_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot make the output folder {out}: {error.strerror or error}; choose another one.") from None
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise OutputError(
+                f"cannot write in the output folder {out}: {error.strerror or error}; choose another one."
+            ) from None
+        if not _try_lock(fd):
+            try:
+                holder = os.read(fd, 32).decode(errors="replace").strip()
+            except OSError:  # Windows: the holder's lock covers what we would read
+                holder = ""
+            os.close(fd)
+            raise OutputInUseError(
+                f"{out} is in use by another benchmark run (pid {holder if holder.isdigit() else 'unknown'}): wait for it "
+                "to end (the same command then reuses its finished runs), or choose another output folder."
+            )
+        try:
+            locked_file = os.stat(path)
+        except FileNotFoundError:
+            locked_file = None
+        # The last holder removes the file before unlocking: a lock taken on a file no longer at the path is no lock.
+        if locked_file is not None and os.path.samestat(os.fstat(fd), locked_file):
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        if fcntl is not None:  # the pool's forked workers share the open file: unlock it for all, not only close ours
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    """Lock an open file for this process without waiting; whether it was free."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+    except OSError:
+        return False
+    return True
+
+
 def run_suite(
     suite: Suite,
     out: Path,
@@ -521,7 +652,8 @@ def run_suite(
     ray_address: str | None = None,
 ) -> list[Run]:
     """
-    Run every cell of a suite that has no result yet.
+    Run every cell of a suite that has no result yet. One suite runs in a folder at a time (:func:`lock_folder`); on
+    Ctrl-C (``KeyboardInterrupt``) the running jobs are ended, the finished ones kept: the same call resumes.
 
     :param suite: The suite.
     :param out: Output folder (sources cache, runs).
@@ -533,6 +665,11 @@ def run_suite(
         results come back to this process, so no shared file system is needed.
     :return: All runs of the suite.
     """
+    with lock_folder(out):
+        return _run_suite(suite, Path(out), workers, log, ray_address)
+
+
+def _run_suite(suite: Suite, out: Path, workers: int, log: Callable[[str], None], ray_address: str | None) -> list[Run]:
     check_methods(suite)
     check_envs(suite)
     runs = [Run(p, m, s) for p in suite.pairs for m in suite.methods for s in suite.seeds]
