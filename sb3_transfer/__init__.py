@@ -4,11 +4,10 @@
 imported when first used, so that ``import sb3_transfer.metrics`` (pure numpy) does not import torch.
 """
 
-from __future__ import annotations
-
-from importlib import import_module
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from importlib import import_module as _import_module
+from pathlib import Path as _Path
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from sb3_transfer import envs  # noqa: F401  (registers the target-task variants with gymnasium)
 from sb3_transfer.errors import (
@@ -25,7 +24,7 @@ from sb3_transfer.errors import (
     UnsupportedSourceError,
 )
 
-__version__ = Path(__file__).with_name("version.txt").read_text().strip()
+__version__ = _Path(__file__).with_name("version.txt").read_text().strip()
 
 # Public name -> the module that defines it.
 _LAZY = {
@@ -78,7 +77,7 @@ __all__ = [
     "transplant",
 ]
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from sb3_transfer.adapt import load_and_adapt
     from sb3_transfer.adapters import InputAdapter, ModuleExtractor
     from sb3_transfer.algorithms import TransferDQN, TransferQRDQN
@@ -94,9 +93,9 @@ if TYPE_CHECKING:
     from sb3_transfer.transplant import TransferReport, TransferRow, transplant
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
+        value = getattr(_import_module(_LAZY[name]), name)
         globals()[name] = value  # imported once
         return value
     raise AttributeError(f"module 'sb3_transfer' has no attribute '{name}'")

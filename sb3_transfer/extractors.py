@@ -8,6 +8,8 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from sb3_transfer.encoders import build_module
+
 
 class SmallCNN(BaseFeaturesExtractor):
     """
@@ -44,3 +46,23 @@ class SmallCNN(BaseFeaturesExtractor):
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         return self.linear(self.cnn(observations))
+
+
+class GraphExtractor(BaseFeaturesExtractor):
+    """
+    An encoder rebuilt from its plain description (:func:`~sb3_transfer.encoders.describe_module`): what a model trained
+    from a user's ``nn.Module`` holds in place of the module, so that it saves no pickled encoder and loads where the
+    encoder's class cannot be imported. Its output is flattened.
+
+    :param observation_space: The observations it takes (as SB3 preprocesses them).
+    :param description: The encoder's description.
+    :param features_dim: Its output size.
+    """
+
+    def __init__(self, observation_space: spaces.Space, description: dict, features_dim: int) -> None:
+        super().__init__(observation_space, features_dim)
+        self.module = build_module(description)
+        self.flatten = nn.Flatten()
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.flatten(self.module(observations))

@@ -56,6 +56,7 @@ from stable_baselines3.common.policies import BasePolicy
 from torch import nn
 
 from sb3_transfer import adapters, extractors
+from sb3_transfer.encoders import build_module
 from sb3_transfer.errors import (
     InvalidSourceError,
     SourceNotFoundError,
@@ -150,6 +151,9 @@ _SAFE_EXTRACTOR_KWARGS: dict[str, dict[str, type]] = {
     "CombinedExtractor": {"cnn_output_dim": int, "normalized_image": bool},
     "FlattenExtractor": {},
     "SmallCNN": {"features_dim": int, "n_filters": int, "normalized_image": bool},
+    # A description from a file builds only allow-listed layers and calls (sb3_transfer.encoders), and only when
+    # its tensors are those the file holds (_check_description): what it allocates is what the file really holds.
+    "GraphExtractor": {"description": dict, "features_dim": int},
 }
 
 #: Features extractor classes a zip may name that are safe to import by name.
@@ -162,6 +166,7 @@ _KNOWN_EXTRACTORS: dict[str, type[nn.Module]] = {
         adapters.InputAdapter,
         adapters.ModuleExtractor,
         extractors.SmallCNN,
+        extractors.GraphExtractor,
     )
 }
 
@@ -785,6 +790,8 @@ def _from_state_dict(
     extractor_name, extractor_class, extractor_kwargs = _extractor(kwargs, meta.get("policy_class_name", ""), groups, notes)
     if not meta.get("trusted"):
         extractor_kwargs = _safe_extractor_kwargs(extractor_name, extractor_kwargs, notes)
+    if extractor_class is extractors.GraphExtractor and not _check_description(extractor_kwargs, groups, notes):
+        extractor_class = None
     normalize_images = kwargs.get("normalize_images")
     return SourceNetwork(
         tensors=tensors,
@@ -918,6 +925,21 @@ def _resolve_class(recorded: Any) -> tuple[type[nn.Module] | None, str]:
         return recorded, f"{recorded.__module__}.{recorded.__qualname__}"
     name = m.group(1) if (m := re.match(r"<class '([\w.]+)'>", str(recorded))) else str(recorded)
     return _KNOWN_EXTRACTORS.get(name), _clean(name)  # the name is shown in notes and errors
+
+
+def _check_description(kwargs: dict[str, Any], groups: dict[str, dict[str, th.Tensor]], notes: list[str]) -> bool:
+    """Whether an encoder description builds, and into exactly the features extractor's tensors the source holds."""
+    try:
+        built = build_module(kwargs["description"], device="meta")
+    except (InvalidSourceError, KeyError) as e:
+        notes.append(f"the encoder description of the features extractor is not used: {_clean(str(e))}")
+        return False
+    shapes = {f"module.{k}": tuple(v.shape) for k, v in built.state_dict().items()}
+    held = {k: tuple(v.shape) for k, v in groups.get(FEATURES, {}).items()}
+    if shapes != held or "features_dim" not in kwargs:
+        notes.append("the encoder description of the features extractor does not match the tensors the file holds.")
+        return False
+    return True
 
 
 def _safe_extractor_kwargs(name: str, kwargs: dict[str, Any], notes: list[str]) -> dict[str, Any]:

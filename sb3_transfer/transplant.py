@@ -21,15 +21,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space
 from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtractor, NatureCNN
+from torch import nn
 
 from sb3_transfer.adapters import InputAdapter, ModuleExtractor, adapt_conv_channels, remap_head
 from sb3_transfer.errors import InvalidSourceError, StrictTransferError, TransferConfigError
-from sb3_transfer.extractors import SmallCNN
+from sb3_transfer.encoders import describe_module
+from sb3_transfer.extractors import GraphExtractor, SmallCNN
 from sb3_transfer.groups import ADAPTER, HEAD, group_order, layout_of, resolve_patterns
 from sb3_transfer.sources import SourceNetwork
 
@@ -210,7 +213,7 @@ def target_policy_kwargs(
     if not fits:
         notes.append(
             f"the source's {cls.__name__} does not fit the target observations {observation_space}; "
-            "the target uses SB3's default extractor for them, freshly initialised."
+            "the target uses its policy's default extractor for them, freshly initialised."
         )
     elif (
         "features_extractor_class" not in user_kwargs
@@ -220,6 +223,9 @@ def target_policy_kwargs(
         and (network.adapted_dim is not None or get_flattened_obs_dim(observation_space) != input_dim)
     ):
         adapted_dim = network.adapted_dim or input_dim
+        if cls is ModuleExtractor and network.module is not None:
+            inner = spaces.Box(-np.inf, np.inf, (adapted_dim,), np.float32)
+            cls, extractor_kwargs = _encoder_extractor(network.module, inner, notes)
         kwargs["features_extractor_class"] = InputAdapter
         kwargs["features_extractor_kwargs"] = dict(
             adapted_dim=adapted_dim, extractor_class=cls, extractor_kwargs=extractor_kwargs
@@ -229,6 +235,8 @@ def target_policy_kwargs(
             f"{adapted_dim}: an input adapter sits in front of them."
         )
     else:
+        if cls is ModuleExtractor and network.module is not None and "features_extractor_class" not in user_kwargs:
+            cls, extractor_kwargs = _encoder_extractor(network.module, observation_space, notes)
         kwargs.update(features_extractor_class=cls, features_extractor_kwargs=extractor_kwargs)
 
     for key, value in user_kwargs.items():
@@ -236,6 +244,23 @@ def target_policy_kwargs(
             notes.append(f"policy_kwargs {key}={value!r} from you (the source has {kwargs[key]!r}).")
         kwargs[key] = value
     return kwargs, notes
+
+
+def _encoder_extractor(module: nn.Module, observation_space: spaces.Space, notes: list[str]) -> tuple[type, dict[str, Any]]:
+    """
+    The features extractor of an encoder source: its plain description (:class:`~sb3_transfer.extractors.GraphExtractor`),
+    so that a saved model holds no pickled module; the module itself when it cannot be described.
+    """
+    probe = ModuleExtractor(observation_space, module)  # first conv fitted to the target's channels, output size found
+    try:
+        description = describe_module(probe.module)
+    except ValueError as e:
+        notes.append(
+            f"the encoder {type(module).__qualname__} is kept as a module, not a plain description ({e}): a model "
+            "saved from it holds the pickled encoder and needs its class to load."
+        )
+        return ModuleExtractor, {"module": module}
+    return GraphExtractor, {"description": description, "features_dim": probe.features_dim}
 
 
 def transplant(

@@ -340,7 +340,7 @@ def test_vector_encoder_module_becomes_features_extractor_behind_adapter():
     assert model.transfer_report.group_actions()["features_extractor"] == {"copied"}
     assert model.transfer_report.group_actions()["adapter"] == {"initialised"}
     inner = model.policy.q_net.features_extractor.extractor.module
-    assert th.equal(inner[0].weight, encoder[0].weight) and inner is not encoder
+    assert th.equal(inner.get_submodule("0").weight, encoder[0].weight) and inner is not encoder
     assert all(th.equal(v, encoder.state_dict()[k]) for k, v in before.items())
 
 

@@ -9,7 +9,7 @@ from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from stable_baselines3.common.utils import LinearSchedule
+from sb3_transfer.algorithms import linear_schedule
 from torch import nn
 
 from sb3_transfer import (
@@ -136,7 +136,7 @@ def test_frozen_normalisation_runs_in_eval_mode():
 
 @pytest.mark.parametrize("schedule", ["constant", "linear"])
 def test_lr_scale_survives_sb3_learning_rate_updates(schedule):
-    lr = 1e-3 if schedule == "constant" else LinearSchedule(1e-3, 1e-4, 1.0)
+    lr = 1e-3 if schedule == "constant" else linear_schedule(1e-3, 1e-4, 1.0)
     model = DQN(
         TransferDQNPolicy,
         "CartPole-v1",
