@@ -75,6 +75,7 @@ class TransferReport:
     :param rows: One row per tensor.
     :param settings: Hyperparameters ``load_and_adapt`` chose for you, with the reason for each.
     :param notes: Assumptions and remarks.
+    :param head_actions: The target actions whose head rows come from the source (``None`` when the head is new).
     """
 
     source: str
@@ -83,6 +84,7 @@ class TransferReport:
     rows: list[TransferRow]
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    head_actions: list[int] | None = None
 
     def counts(self) -> dict[str, int]:
         """Number of tensors per action."""
@@ -125,6 +127,7 @@ class TransferReport:
             ],
             "settings": self.settings,
             "notes": list(self.notes),
+            "head_actions": self.head_actions,
         }
 
     def __str__(self) -> str:
@@ -330,6 +333,8 @@ def transplant(
         rows=rows,
         notes=list(source.notes),
     )
+    if HEAD in report.carried() and head_map is not None:
+        report.head_actions = sorted(head_map)
     if strict:
         violations = [r for r in rows if r.group in selected and r.action != COPIED]
         if violations:

@@ -240,7 +240,7 @@ def run_pytest(sdist: Path, ids: list[str], ours: bool, workdir: Path, tag: str)
     workdir.mkdir(parents=True, exist_ok=True)
     junit = workdir / f"{tag}.xml"
     log = workdir / f"{tag}.log"
-    cmd = [*pytest_cmd(sdist), *(["-p", PLUGIN] if ours else []), "-q", "-rfE", f"--junitxml={junit}"]
+    cmd = [*pytest_cmd(sdist), *(["-p", PLUGIN] if ours else []), "-q", "-rfE", "--durations=15", f"--junitxml={junit}"]
     cmd += [f"--basetemp={workdir / (tag + '-tmp')}", *(str(sdist / i) for i in ids)]  # ids are relative to the sdist
     start = time.perf_counter()
     with log.open("w", encoding="utf-8") as out:
