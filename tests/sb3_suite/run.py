@@ -66,19 +66,12 @@ class Suite:
         return importlib.metadata.version(self.name)
 
 
+# --quick: the files that build, train, save and load each policy kind in a few seconds a test (SB3's slow ones are
+# test_her.py, test_dict_env.py, test_callbacks.py and test_spaces.py: learning runs of 10 to 70 s).
+QUICK = ("test_run.py", "test_save_load.py", "test_cnn.py", "test_train_eval_mode.py", "test_deterministic.py")
 SUITES = {
-    "sb3": Suite(
-        "stable-baselines3",
-        "stable_baselines3",
-        "DQN",
-        ("test_run.py", "test_save_load.py", "test_cnn.py", "test_train_eval_mode.py", "test_deterministic.py"),
-    ),
-    "contrib": Suite(
-        "sb3-contrib",
-        "sb3_contrib",
-        "QRDQN",
-        ("test_run.py", "test_save_load.py", "test_cnn.py", "test_train_eval_mode.py", "test_deterministic.py"),
-    ),
+    "sb3": Suite("stable-baselines3", "stable_baselines3", "DQN", (*QUICK, "test_custom_policy.py", "test_predict.py")),
+    "contrib": Suite("sb3-contrib", "sb3_contrib", "QRDQN", QUICK),
 }
 
 
@@ -166,7 +159,7 @@ def select(suite: Suite, sdist: Path, workdir: Path, quick: bool) -> Selection:
     """The tests of the suite's algorithm (see the module's docstring for the two rules)."""
     tests = sdist / "tests"
     names = suite.quick_files if quick else sorted(p.name for p in tests.glob("test_*.py"))
-    files = [tests / n for n in names if suite.algorithm in (tests / n).read_text(encoding="utf-8")]
+    files = [tests / n for n in names if (tests / n).is_file() and suite.algorithm in (tests / n).read_text(encoding="utf-8")]
     ids, errors = collect(sdist, files, workdir)
     selection = Selection(skipped_files=errors, collected=len(ids))
     keyword = suite.algorithm.lower()
@@ -213,6 +206,16 @@ class Outcome:
     message: str = ""
 
 
+def failure_message(message: str, text: str) -> str:
+    """pytest's one-line message, and the first exception raised in the traceback where that is another one (a
+    ``pytest.warns`` block reports "DID NOT WARN" for the error raised inside it)."""
+    message = message.strip().splitlines()[0] if message.strip() else ""
+    raised = re.search(r"^E +(\w*(?:Error|Exception)\b.*)$", text, flags=re.MULTILINE)
+    if raised and raised.group(1).strip() not in message:
+        message = f"{message} <- {raised.group(1).strip()}" if message else raised.group(1).strip()
+    return message
+
+
 def read_junit(path: Path) -> dict[str, Outcome]:
     """``{test id: Outcome}`` from pytest's junit XML."""
     outcomes: dict[str, Outcome] = {}
@@ -228,7 +231,7 @@ def read_junit(path: Path) -> dict[str, Outcome]:
             if child.tag in ("failure", "error", "skipped"):
                 kind = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
                 if status == "passed" or kind in ("failed", "error"):
-                    status, message = kind, (child.get("message") or (child.text or "").strip().splitlines()[-1:] or [""])[0]
+                    status, message = kind, failure_message(child.get("message") or "", child.text or "")
         previous = outcomes.get(test_id)
         if previous is None or previous.status in ("passed", "skipped"):
             outcomes[test_id] = Outcome(status, message)
@@ -305,7 +308,7 @@ def _counts(side: dict[str, list[Outcome]]) -> str:
 def report(suite: Suite, selection: Selection, comparison: Comparison) -> str:
     lines = []
     n = len(selection.ids)
-    by_rule = {r: sum(v == r for v in selection.rule.values()) for r in ("id", "body")}
+    by_rule = {r: sum(selection.rule[i] == r for i in selection.ids) for r in ("id", "body")}
     lines.append(
         f"{suite.name} {suite.version}, {suite.algorithm}: {n} tests selected of {selection.collected} collected "
         f"({by_rule['id']} by id, {by_rule['body']} by body)"
@@ -348,8 +351,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--download", action="store_true", help="pip download the sdists into --tests when missing")
     parser.add_argument("--suite", choices=[*SUITES, "all"], default="all", help="SB3's DQN tests, sb3-contrib's QR-DQN ones")
-    parser.add_argument("--quick", action="store_true", help="only " + ", ".join(SUITES["sb3"].quick_files))
+    parser.add_argument(
+        "--quick", action="store_true", help="only " + ", ".join(SUITES["sb3"].quick_files) + " (where they exist)"
+    )
     parser.add_argument("--retries", type=int, default=2, help="run differing tests again this many times (default 2)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="only the selected tests whose id contains TEXT (repeatable)",
+    )
     parser.add_argument("--list", action="store_true", help="print the selected tests and exit")
     parser.add_argument("--workdir", type=Path, help="keep the runs' logs and junit XML here (default: a temporary folder)")
     args = parser.parse_args(argv)
@@ -364,6 +376,11 @@ def main(argv: list[str] | None = None) -> int:
             workdir.mkdir(parents=True, exist_ok=True)
             print(f"{suite.name} {suite.version}: tests from {sdist / 'tests'}", flush=True)
             selection = select(suite, sdist, workdir, args.quick)
+            if args.only:
+                selection.ids = [i for i in selection.ids if any(t.lower() in i.lower() for t in args.only)]
+                if not selection.ids:
+                    print(f"  no {suite.algorithm} test matches --only {' '.join(args.only)}")
+                    continue
             if args.list:
                 for test_id in selection.ids:
                     print(f"  {test_id}  [{selection.rule[test_id]}]")
