@@ -96,8 +96,10 @@ def test_selection_rules(tmp_path):
     """A test is selected when its id names the algorithm, or when its body uses the algorithm's class."""
     run = _load("run")
     path = tmp_path / "test_x.py"
-    path.write_text("def test_a():\n    DQN('MlpPolicy', 'CartPole-v1')\n\ndef test_b():\n    from x import DQN\n    PPO\n")
-    assert run.names_used_by_tests(path) == {"test_a": {"DQN"}, "test_b": {"PPO"}}
+    path.write_text(
+        "def test_a():\n    DQN('MlpPolicy')\n\ndef test_b():\n    from x import DQN\n    PPO\n\ndef test_c():\n    sb3.DQN\n"
+    )
+    assert run.names_used_by_tests(path) == {"test_a": {"DQN"}, "test_b": {"PPO"}, "test_c": {"sb3", "DQN"}}
 
 
 @pytest.mark.slow

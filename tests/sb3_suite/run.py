@@ -118,12 +118,16 @@ def find_sdist(suite: Suite, folder: Path, download: bool) -> Path:
 
 
 def names_used_by_tests(path: Path) -> dict[str, set[str]]:
-    """``{test function name: names it loads}`` for the test functions (and methods) of a file."""
+    """
+    ``{test function name: names it uses}`` for the test functions (and methods) of a file: the names and attribute
+    names in its body (``DQN(...)``, ``sb3.DQN(...)``), not those it only imports.
+    """
     functions = {}
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
-            body = ast.Module(body=node.body, type_ignores=[])
-            functions[node.name] = {n.id for n in ast.walk(body) if isinstance(n, ast.Name)}
+            body = list(ast.walk(ast.Module(body=node.body, type_ignores=[])))
+            names = {n.id for n in body if isinstance(n, ast.Name)}
+            functions[node.name] = names | {n.attr for n in body if isinstance(n, ast.Attribute)}
     return functions
 
 
