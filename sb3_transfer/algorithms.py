@@ -154,7 +154,7 @@ class TransferAlgorithmMixin:
         self._anchor_params, self._anchors = [p for p, _ in pairs], [a for _, a in pairs]
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_anchor_params", "_anchors"]  # type: ignore[misc]  (views of saved weights)
+        return [*super()._excluded_save_params(), "_anchor_params", "_anchors"]  # type: ignore[misc]  # views of saved weights
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()  # type: ignore[misc]

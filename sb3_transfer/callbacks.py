@@ -286,21 +286,28 @@ class PolicyWarmStart(TransferCallback):
     - SB3 itself acts at random for the model's first ``learning_starts`` timesteps; the callback does not change that
       (rl-zoo3's CartPole settings: 1000), so the pretrained policy acts from then on.
 
+    With ``offline_steps`` the release begins as QDagger's offline phase does (Agarwal et al. 2022): that many gradient
+    steps on the buffer the pretrained policy filled, before the first rollout of the student; with a
+    :class:`~sb3_transfer.TransferDQN` whose ``distill_coef`` is set they learn with distillation toward the source.
+
     :param steps: Timesteps to hold learning for; by default :func:`warm_start_steps` of the model (5000 timesteps at
         rl-zoo3's LunarLander sampling, scaled to the model's), set when ``learn()`` hands the callback its model.
+    :param offline_steps: Gradient steps (of the model's batch size) at the release, before acting changes.
     :param verbose: 1 prints the hold and its release.
     """
 
-    def __init__(self, steps: float | None = None, verbose: int = 0) -> None:
+    def __init__(self, steps: float | None = None, offline_steps: float = 0, verbose: int = 0) -> None:
         super().__init__(verbose)
         self._auto = steps is None
         self.steps: int = 0 if steps is None else _timesteps(steps, "PolicyWarmStart steps")
+        self.offline_steps = _timesteps(offline_steps, "PolicyWarmStart offline_steps")
         self._last: int = 0
         self._start_over()
 
     def _start_over(self) -> None:
         self.elapsed: int = 0  # timesteps of training of this model so far, across learn() calls
         self.released: bool = False
+        self.offline_done: bool = False
         if self._auto and getattr(self, "model", None) is not None:  # no model yet when built
             self.steps = warm_start_steps(self.model)
 
@@ -330,6 +337,10 @@ class PolicyWarmStart(TransferCallback):
         # For the training phase that follows this rollout (the policy ends the hold with it).
         if self.released:
             self.policy.release_learning()
+            if self.offline_steps and not self.offline_done:
+                self.offline_done = True
+                self._announce("learns offline from the pretrained policy's buffer for", [f"{self.offline_steps} steps"])
+                self.model.train(gradient_steps=self.offline_steps, batch_size=self.model.batch_size)
         else:
             self.policy.hold_learning()
         super()._on_rollout_end()

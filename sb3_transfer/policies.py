@@ -177,7 +177,7 @@ class TransferPolicyMixin:
         # The optimizer's param groups carry the flag, so that it is saved with the model (SB3 saves the optimizer).
         for group in self.optimizer.param_groups:
             group["frozen"] = group.get("group") in self._frozen
-        self.train(self.training)  # type: ignore[attr-defined]  (an unfrozen group follows the policy's mode again)
+        self.train(self.training)  # type: ignore[attr-defined]  # an unfrozen group follows the policy's mode again
         self._apply_frozen_modes()
 
     def frozen_groups(self) -> list[str]:
@@ -189,7 +189,7 @@ class TransferPolicyMixin:
         if not self._frozen:
             return
         if getattr(self, "_modules_of_groups", None) is None:
-            self._modules_of_groups = layout_of(self).modules(self)  # type: ignore[arg-type]  (fixed once built)
+            self._modules_of_groups = layout_of(self).modules(self)  # type: ignore[arg-type]  # fixed once built
         for name in self._frozen:
             self._modules_of_groups[name].eval()
 

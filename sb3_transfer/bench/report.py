@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from sb3_transfer.bench.runner import Run, run_path, run_warm_start
+from sb3_transfer.bench.runner import cell_runs, run_path, run_warm_start
 from sb3_transfer.bench.stats import aggregate_poi, iqm, probability_of_improvement, stratified_bootstrap_ci
 from sb3_transfer.bench.suites import Suite
 from sb3_transfer.errors import TransferError
@@ -27,8 +27,8 @@ def run_measures(suite: Suite, out: Path) -> dict[str, dict[str, dict[str, list]
     for pair in suite.pairs:
         for method in suite.methods:
             cell: dict[str, list] = {name: [] for name in (*MEASURES, "first", "censored", "curve")}
-            for seed in suite.seeds:
-                curve = load_curve(run_path(out, Run(pair, method, seed)))
+            for run in cell_runs(suite, pair, method):
+                curve = load_curve(run_path(out, run))
                 cell["curve"].append(curve[1].tolist())
                 m = transfer_metrics(curve, threshold=pair.threshold, last_k=3).transfer
                 cell["first"].append(m["first"].value)
@@ -72,7 +72,7 @@ def summarise(suite: Suite, out: Path, n_bootstrap: int = 2000) -> dict[str, Any
             row["forgetting"] = _forgetting(cell, n_bootstrap)
             rows[method.name] = row
         pairs[pair.name] = {"target": pair.target_env, "source": pair.source_env, "methods": rows}
-        holds = {m.name: run_warm_start(Run(pair, m, suite.seeds[0])) for m in suite.methods}
+        holds = {m.name: run_warm_start(cell_runs(suite, pair, m)[0]) for m in suite.methods}
         pairs[pair.name]["warm_start"] = {name: hold for name, hold in holds.items() if hold}
 
     def normalised(method: str, name: str) -> list[np.ndarray]:
@@ -96,6 +96,7 @@ def summarise(suite: Suite, out: Path, n_bootstrap: int = 2000) -> dict[str, Any
     return {
         "suite": suite.name,
         "seeds": list(suite.seeds),
+        "source_seeds": list(suite.source_seeds),
         "methods": {m.name: m.description for m in suite.methods},
         "untrained": [m.name for m in suite.methods if not m.train],
         "pairs": pairs,
@@ -249,7 +250,7 @@ def write_report(suite: Suite, out: Path, command: str, seconds: float) -> dict[
         from sb3_transfer.plots import plot_transfer
 
         for pair in suite.pairs:
-            curves = {m.name: [run_path(out, Run(pair, m, s)) for s in suite.seeds] for m in suite.methods}
+            curves = {m.name: [run_path(out, r) for r in cell_runs(suite, pair, m)] for m in suite.methods}
             (out / "plots").mkdir(exist_ok=True)
             plot_transfer(
                 curves,

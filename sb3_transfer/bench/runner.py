@@ -28,7 +28,7 @@ import types
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -43,15 +43,46 @@ except ImportError:  # Windows
 
 @dataclass(frozen=True)
 class Run:
-    """One cell of the grid."""
+    """
+    One run of the grid.
+
+    :param pair: The pair (with the ``source_seed`` of the source agent the run starts from).
+    :param method: The method.
+    :param seed: The target run's seed.
+    :param source_in_key: The run is one of several source agents' of its cell: its key names the source seed.
+    """
 
     pair: Pair
     method: Method
     seed: int
+    source_in_key: bool = False
 
     @property
     def key(self) -> str:
-        return f"{self.pair.name}/{self.method.name}/seed{self.seed}"
+        source = f"src{self.pair.source_seed}-" if self.source_in_key else ""
+        return f"{self.pair.name}/{self.method.name}/{source}seed{self.seed}"
+
+
+def cell_runs(suite: Suite, pair: Pair, method: Method) -> list[Run]:
+    """
+    The runs of one cell: for a transfer method, one per source agent (the suite's ``source_seeds``; the pair's own
+    seed keeps the key it always had) and target seed; for scratch, as many runs, with as many target seeds.
+    """
+    sources = suite.source_seeds or (pair.source_seed,)
+    if method.transfer is None:
+        count = len(suite.seeds) * len(sources)
+        extra = range(max(suite.seeds) + 1, max(suite.seeds) + 1 + count - len(suite.seeds))
+        return [Run(pair, method, seed) for seed in (*suite.seeds, *extra)]
+    return [
+        Run(replace(pair, source_seed=j), method, seed, source_in_key=j != pair.source_seed)
+        for j in sources
+        for seed in suite.seeds
+    ]
+
+
+def suite_runs(suite: Suite) -> list[Run]:
+    """Every run of a suite, cell by cell."""
+    return [run for pair in suite.pairs for method in suite.methods for run in cell_runs(suite, pair, method)]
 
 
 def _code(code: types.CodeType) -> bytes:
@@ -215,12 +246,16 @@ def check_hyperparams(run: Run, hyperparams: dict | None = None) -> dict:
     """
     import inspect
 
-    from sb3_transfer.adapt import SB3_ALGOS
+    from sb3_transfer.adapt import ALGOS, SB3_ALGOS
 
     given = run_hyperparams(run) if hyperparams is None else hyperparams
     signature = inspect.signature(SB3_ALGOS[run.pair.algo])
+    # The Transfer algorithm's own keyword arguments (its transfer terms) on top of SB3's.
+    own = inspect.signature(ALGOS[run.pair.algo].__init__).parameters
+    extra = {k: v for k, v in given.items() if k in own and k not in signature.parameters}
     try:
-        bound = signature.bind_partial("MlpPolicy", run.pair.target_env, **given)
+        inspect.signature(ALGOS[run.pair.algo].__init__).bind_partial(None, **extra)
+        bound = signature.bind_partial("MlpPolicy", run.pair.target_env, **{k: v for k, v in given.items() if k not in extra})
     except TypeError as error:
         raise TransferConfigError(f"run {run.key}: its hyperparameters do not build a model: {error}") from None
     settings = {name: bound.arguments.get(name, signature.parameters[name].default) for name in SAMPLING}
@@ -357,7 +392,7 @@ def execute(run: Run, source: bytes | None, hyperparams: dict | None = None, hol
             every = max(1, int(pair.target_steps * method.unfreeze_fraction))
             callbacks.append(GradualUnfreeze(every=every, delay=hold))
         if hold:
-            callbacks.append(PolicyWarmStart(hold))
+            callbacks.append(PolicyWarmStart(hold, offline_steps=method.offline_steps))
         model.learn(pair.target_steps, callback=callbacks)
         return (Path(tmp) / "evaluations.npz").read_bytes()
 
@@ -669,22 +704,31 @@ def run_suite(
         return _run_suite(suite, Path(out), workers, log, ray_address)
 
 
+def _resolve_cells(runs: list[Run]) -> dict[str, tuple[dict, int]]:
+    """Each run's :func:`resolve`, computed once per pair and method (it does not depend on the seeds)."""
+    per_cell: dict[tuple[str, str], tuple[dict, int]] = {}
+    for r in runs:
+        if (r.pair.name, r.method.name) not in per_cell:
+            per_cell[r.pair.name, r.method.name] = resolve(r)
+    return {r.key: per_cell[r.pair.name, r.method.name] for r in runs}
+
+
 def _run_suite(suite: Suite, out: Path, workers: int, log: Callable[[str], None], ray_address: str | None) -> list[Run]:
     check_methods(suite)
     check_envs(suite)
-    runs = [Run(p, m, s) for p in suite.pairs for m in suite.methods for s in suite.seeds]
+    runs = suite_runs(suite)
     # Before any training (bad hyperparameters fail now), once per pair and method; recorded with each run and handed
     # to the workers as resolved here.
-    per_cell = {(r.pair.name, r.method.name): resolve(r) for r in runs[:: len(suite.seeds)]}
-    resolved = {r.key: per_cell[r.pair.name, r.method.name] for r in runs}
+    resolved = _resolve_cells(runs)
     configs = {run.key: run_config(run, resolved[run.key]) for run in runs}
     _check_finished(out, [r for r in runs if run_path(out, r).exists()], configs)
     todo = [r for r in runs if not run_path(out, r).exists()]
-    source_of = {pair.name: source_path(out, pair) for pair in suite.pairs}  # once per pair: it reads rl-zoo3's file
+    # Once per source agent (it reads rl-zoo3's file).
+    source_of = {(r.pair.name, r.pair.source_seed): source_path(out, r.pair) for r in runs if r.method.transfer is not None}
     waiting: dict[Path, list[Run]] = {}  # transfer runs by the source they need
     for run in todo:
         if run.method.transfer is not None:
-            waiting.setdefault(source_of[run.pair.name], []).append(run)
+            waiting.setdefault(source_of[run.pair.name, run.pair.source_seed], []).append(run)
     sources = {path: path.read_bytes() for path in waiting if path.exists()}
     started = time.time()
     times = _read_times(out)
@@ -698,8 +742,8 @@ def _run_suite(suite: Suite, out: Path, workers: int, log: Callable[[str], None]
         for run in todo:
             if run.method.transfer is None:
                 jobs.submit(run, execute, run, None, *resolved[run.key])
-            elif source_of[run.pair.name] in sources:
-                jobs.submit(run, execute, run, sources[source_of[run.pair.name]], *resolved[run.key])
+            elif source_of[run.pair.name, run.pair.source_seed] in sources:
+                jobs.submit(run, execute, run, sources[source_of[run.pair.name, run.pair.source_seed]], *resolved[run.key])
         n_sources = n_runs = 0
         failure: Exception | None = None
         while jobs.pending:

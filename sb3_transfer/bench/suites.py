@@ -66,6 +66,8 @@ class Method:
     :param scale_warm_start: ``warm_start`` is given at rl-zoo3's LunarLander sampling (128 transitions drawn per
         timestep) and each run holds it scaled to its own (:func:`~sb3_transfer.callbacks.warm_start_steps`; a quarter
         on rl-zoo3's CartPole settings).
+    :param offline_steps: Gradient steps on the warm start's buffer when it ends, before acting changes (QDagger's
+        offline phase; :class:`~sb3_transfer.callbacks.PolicyWarmStart`).
     :param train: ``False``: the adapted model is never trained, only evaluated when and as a training run is (same
         timesteps, evaluation env and seed), without stepping the training env: what the pretrained policy scores on
         the target as it is, and how far the evaluations of one unchanged policy wander (the noise floor of the
@@ -81,6 +83,7 @@ class Method:
     hyperparams: dict[str, Any] = field(default_factory=dict)
     warm_start: int = 0
     scale_warm_start: bool = False
+    offline_steps: int = 0
     train: bool = True
     description: str = ""
 
@@ -186,12 +189,16 @@ class Suite:
     :param pairs: The pairs.
     :param methods: The methods (the first must be ``scratch``: the others are measured against it).
     :param seeds: Seeds of the target runs.
+    :param source_seeds: Seeds of the source agents each pair's transfer methods start from (empty: the pair's own
+        ``source_seed``): a transfer cell has a run per source agent and target seed, a scratch cell as many runs
+        with as many target seeds, so that conclusions hold across source agents, not only across target seeds.
     """
 
     name: str
     pairs: tuple[Pair, ...]
     methods: tuple[Method, ...]
     seeds: tuple[int, ...]
+    source_seeds: tuple[int, ...] = ()
 
 
 def _shrunk(pair: Pair, factor: float, eval_freq: int, episodes: int) -> Pair:
