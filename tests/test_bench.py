@@ -17,6 +17,8 @@ import torch
 from sb3_transfer.bench.report import write_report
 from sb3_transfer.bench.runner import (
     LOCK_FILE,
+    cell_runs,
+    suite_runs,
     Run,
     lock_folder,
     run_config,
@@ -497,3 +499,36 @@ def _parent(pid):
             return int(stat.read().rsplit(")", 1)[1].split()[1])
     except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
         return None
+
+
+def test_a_suite_over_source_agents_has_a_run_per_source_agent_and_seed(tmp_path):
+    micro = SUITES["micro"]
+    suite = replace(micro, name="sources", pairs=micro.pairs[:1], methods=micro.methods[:2], source_seeds=(0, 1))
+    scratch, finetune = (cell_runs(suite, suite.pairs[0], m) for m in suite.methods)
+    assert [r.key.rsplit("/", 1)[1] for r in finetune] == ["seed0", "seed1", "src1-seed0", "src1-seed1"]
+    assert [r.pair.source_seed for r in finetune] == [0, 0, 1, 1]
+    assert [r.seed for r in scratch] == [0, 1, 2, 3] and {r.pair.source_seed for r in scratch} == {0}
+    run_suite(suite, tmp_path, workers=2, log=lambda _: None)
+    assert all(run_path(tmp_path, r).exists() for r in suite_runs(suite))
+    # Each source agent is trained once, under its own name; a run's settings name the source it started from.
+    assert sorted(p.name.endswith("-seed1.zip") for p in (tmp_path / "sources").iterdir()) == [False, True]
+    saved = json.loads(run_path(tmp_path, finetune[2]).with_name("config.json").read_text())
+    assert saved["source"].endswith("-seed1.zip") and saved["pair"]["source_seed"] == 1
+    summary = write_report(suite, tmp_path, "test", 1.0)
+    assert len(summary["runs"]["cartpole-longpole"]["finetune"]["final"]) == 4 and summary["source_seeds"] == [0, 1]
+
+
+def test_a_methods_offline_steps_train_at_the_end_of_the_warm_start(tmp_path):
+    micro = SUITES["micro"]
+    pair = micro.pairs[0]
+    early = dict(learning_starts=0)
+    held = Method("held", "all", hyperparams=early, warm_start=10_000)  # held for the whole run: the weights never move
+    offline = replace(held, name="offline", offline_steps=50)  # ... unless the hold ends: it never does here
+    released = replace(held, name="released", warm_start=200)
+    then_offline = replace(released, name="then-offline", offline_steps=50)
+    methods = (micro.methods[0], held, offline, released, then_offline)
+    suite = replace(micro, name="offline", pairs=(pair,), methods=methods, seeds=(0,))
+    run_suite(suite, tmp_path, workers=2, log=lambda _: None)
+    curves = {m.name: np.load(run_path(tmp_path, Run(pair, m, 0)))["results"].mean(axis=1) for m in suite.methods[1:]}
+    np.testing.assert_array_equal(curves["held"], curves["offline"])
+    assert not np.array_equal(curves["released"], curves["then-offline"])
