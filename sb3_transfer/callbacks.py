@@ -313,7 +313,14 @@ class PolicyWarmStart(TransferCallback):
             if self.verbose >= 1:
                 print(f"{type(self).__name__}: the policy has no pretrained weights; nothing to do.")
             return
-        self._announce("holds learning (the pretrained policy acts) for", [f"{self.steps - self.elapsed} timesteps"])
+        self._announce(f"holds learning ({self._acting()}) for", [f"{self.steps - self.elapsed} timesteps"])
+
+    def _acting(self) -> str:
+        """Who fills the replay buffer while learning is held, in words: a new head is no pretrained policy."""
+        report = getattr(self.policy, "transfer_report", None)
+        if report is not None and HEAD not in report.carried():
+            return "the new head acts, untrained"
+        return "the pretrained policy acts"
 
     def _on_step(self) -> bool:
         if not self.released:
