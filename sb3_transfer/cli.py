@@ -1,4 +1,8 @@
-"""The ``sb3-transfer`` command: pretrain, inspect, adapt, train."""
+"""The ``sb3-transfer`` command: pretrain, inspect, adapt, train, bench.
+
+Torch, SB3 and the modules that use them are imported by the commands that need them, not here: ``--help`` and the
+first line of every command come at once (the benchmark's progress bar from its first second).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,6 @@ from typing import Any
 
 import gymnasium as gym
 
-from sb3_transfer.adapt import ALGOS, SB3_ALGOS, load_and_adapt
 from sb3_transfer.errors import (
     IncompatibleSpaceError,
     OutputError,
@@ -24,8 +27,9 @@ from sb3_transfer.errors import (
     TransferConfigError,
     TransferError,
 )
-from sb3_transfer.sources import read_source
-from sb3_transfer.zoo import zoo_hyperparams
+
+#: The algorithms' names, as ``sb3_transfer.adapt.ALGOS`` has them (that module imports torch).
+ALGO_NAMES = ("dqn", "qrdqn")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         "pretrain", help="train a source agent, with rl-zoo3's tuned hyperparameters when it has them; print its score"
     )
     p.add_argument("env", help="environment id, e.g. CartPole-v1")
-    p.add_argument("--algo", default="dqn", choices=sorted(ALGOS))
+    p.add_argument("--algo", default="dqn", choices=ALGO_NAMES)
     p.add_argument("-o", "--output", required=True, help="where to save the model (.zip)")
     p.add_argument("--steps", type=_positive_int, help="timesteps (default: rl-zoo3's n_timesteps, else 50000)")
     p.add_argument(
@@ -143,6 +147,10 @@ def _parser() -> argparse.ArgumentParser:
         "instance here) or an address such as ray://head:10001; needs pip install 'sb3-transfer[ray]'",
     )
     p.add_argument("--out", help="output folder (default: sb3t-bench/SUITE); finished runs in it are reused")
+    p.add_argument(
+        "--no-progress-bar", action="store_true", help="a line per finished run instead of a progress bar (the default "
+        "when stderr is not a terminal)"
+    )
     p.set_defaults(run=_bench)
     for command in commands.choices.values():
         # Also after the command; SUPPRESS keeps a --debug given before it.
@@ -188,7 +196,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _transfer_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--algo", choices=sorted(ALGOS), help="target algorithm (default: the source's)")
+    p.add_argument("--algo", choices=ALGO_NAMES, help="target algorithm (default: the source's)")
     p.add_argument(
         "--transfer",
         nargs="+",
@@ -291,6 +299,9 @@ _EVAL_SEED_OFFSET = 10_000
 
 
 def _pretrain(args: argparse.Namespace) -> int:
+    from sb3_transfer.adapt import SB3_ALGOS
+    from sb3_transfer.zoo import zoo_hyperparams
+
     output = _check_output(args.output, args.force)
     _check_env(args.env)
     hyperparams, n_timesteps, origin = zoo_hyperparams(args.algo, args.env)
@@ -323,6 +334,8 @@ def _evaluate(model: Any, env_id: str, seed: int, n_episodes: int) -> tuple[floa
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from sb3_transfer.sources import read_source
+
     network = read_source(args.source, trust_source=args.trust_source)
     info: dict[str, Any] = {
         "source": network.description,
@@ -371,6 +384,10 @@ def _parse_action_map(text: str | None) -> dict[int, int] | None:
 
 def _build(args: argparse.Namespace) -> tuple[Any, str]:
     """The model for ``adapt`` / ``train``: rl-zoo3's hyperparameters for the target, the architecture of the source."""
+    from sb3_transfer.adapt import ALGOS, load_and_adapt
+    from sb3_transfer.sources import read_source
+    from sb3_transfer.zoo import zoo_hyperparams
+
     network = None if args.source == "scratch" else read_source(args.source, trust_source=args.trust_source)
     algo = args.algo or (network.algo.lower() if network is not None and network.algo != "module" else "dqn")
     hyperparams, _, origin = zoo_hyperparams(algo, args.env)
@@ -439,8 +456,10 @@ def _train(args: argparse.Namespace) -> int:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
+    from sb3_transfer.adapt import ALGOS
     from sb3_transfer.callbacks import GradualUnfreeze, PolicyWarmStart, TransferEvalCallback
     from sb3_transfer.metrics import load_curve
+    from sb3_transfer.zoo import zoo_hyperparams
 
     def schedules_for(hold: int) -> list[BaseCallback]:
         schedules: list[BaseCallback] = []
@@ -521,26 +540,41 @@ def _auto_warm_start(model: Any) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import time
 
-    from sb3_transfer.bench.report import write_report
-    from sb3_transfer.bench.runner import run_suite
-    from sb3_transfer.bench.suites import SUITES
+    from tqdm import tqdm
 
-    if args.suite not in SUITES:
-        raise TransferConfigError(f"--suite {args.suite}: choose one of {', '.join(SUITES)}.")
-    out = Path(args.out or Path("sb3t-bench") / args.suite)
     started = time.time()
-    # The command as given (--debug may come before the command), for the report and to resume.
-    given = sys.argv[1:]
-    command = "sb3-transfer " + (shlex.join(given) if "bench" in given else f"bench --suite {shlex.quote(args.suite)}")
+    # Shown before the benchmark's modules (torch, SB3) are imported, so that something moves from the first second;
+    # left out when stderr is not a terminal (a log file would fill with redraws).
+    bar = tqdm(desc=f"suite {args.suite}: starting", unit="run", dynamic_ncols=True) if _bench_bar(args) else None
     try:
-        run_suite(SUITES[args.suite], out, workers=args.workers, ray_address=args.ray_address)
-    except KeyboardInterrupt:
-        # main prints this as the one line of an interruption: finished runs are on disk and are reused.
-        raise KeyboardInterrupt(f"the finished runs are kept in {out}: run `{command}` again to resume") from None
-    write_report(SUITES[args.suite], out, command, time.time() - started)
-    print((out / "report.md").read_text())
-    print(f"Report: {out / 'report.md'}, {out / 'summary.json'}, {out / 'plots'}")
+        from sb3_transfer.bench.report import terminal_summary, write_report
+        from sb3_transfer.bench.runner import run_suite
+        from sb3_transfer.bench.suites import SUITES
+
+        if args.suite not in SUITES:
+            raise TransferConfigError(f"--suite {args.suite}: choose one of {', '.join(SUITES)}.")
+        out = Path(args.out or Path("sb3t-bench") / args.suite)
+        # The command as given (--debug may come before the command), for the report and to resume.
+        given = sys.argv[1:]
+        command = "sb3-transfer " + (shlex.join(given) if "bench" in given else f"bench --suite {shlex.quote(args.suite)}")
+        try:
+            progress = bar if bar is not None else False
+            run_suite(SUITES[args.suite], out, workers=args.workers, ray_address=args.ray_address, progress=progress)
+        except KeyboardInterrupt:
+            # main prints this as the one line of an interruption: finished runs are on disk and are reused.
+            raise KeyboardInterrupt(f"the finished runs are kept in {out}: run `{command}` again to resume") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"Writing the report in {out} ...", flush=True)  # its bootstrap intervals take seconds
+    summary = write_report(SUITES[args.suite], out, command, time.time() - started)
+    print("\n".join(["", *terminal_summary(summary, out / "report.md")]))
+    print(f"Written: {out / 'report.md'}, {out / 'summary.json'}, {out / 'plots'}")
     return 0
+
+
+def _bench_bar(args: argparse.Namespace) -> bool:
+    return not args.no_progress_bar and sys.stderr.isatty()
 
 
 if __name__ == "__main__":

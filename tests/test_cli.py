@@ -8,7 +8,8 @@ import pytest
 from stable_baselines3.common.monitor import load_results
 
 from sb3_transfer.bench.suites import METHODS
-from sb3_transfer.cli import _parser, main
+from sb3_transfer.adapt import ALGOS
+from sb3_transfer.cli import ALGO_NAMES, _parser, main
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +25,13 @@ def test_help_on_every_command(command, capsys):
         main([*command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: sb3-transfer" in capsys.readouterr().out
+
+
+def test_the_command_starts_without_torch():
+    # --help and the benchmark's progress bar come before torch and SB3 are imported (seconds on a busy machine).
+    code = "import sys, sb3_transfer.cli; print(sorted({'torch', 'stable_baselines3'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+    assert ALGO_NAMES == tuple(sorted(ALGOS))
 
 
 def test_pretrain_refuses_to_overwrite_without_force(source, capsys):
