@@ -13,7 +13,7 @@ from __future__ import annotations
 import numbers
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -452,7 +452,7 @@ class EvaluateAtStart(BaseCallback):
             if locals_["done"] and locals_["info"].get("is_success") is not None:
                 successes.append(locals_["info"]["is_success"])
 
-        rewards, lengths = evaluate_policy(
+        episode_rewards, episode_lengths = evaluate_policy(
             self.model,
             evaluation.eval_env,
             n_eval_episodes=evaluation.n_eval_episodes,
@@ -462,11 +462,12 @@ class EvaluateAtStart(BaseCallback):
             warn=evaluation.warn,
             callback=record_success,
         )
+        rewards, lengths = cast(list[float], episode_rewards), cast(list[int], episode_lengths)  # return_episode_rewards
         # Recorded where the EvalCallback keeps its records (it rewrites the file from them at each evaluation).
         evaluation.evaluations_timesteps.append(self.num_timesteps)
-        evaluation.evaluations_results.append(rewards)  # type: ignore[arg-type]
-        evaluation.evaluations_length.append(lengths)  # type: ignore[arg-type]
-        extra = {}
+        evaluation.evaluations_results.append(rewards)
+        evaluation.evaluations_length.append(lengths)
+        extra: dict[str, Any] = {}
         if successes:
             evaluation.evaluations_successes.append(successes)
             extra["successes"] = evaluation.evaluations_successes
@@ -475,7 +476,7 @@ class EvaluateAtStart(BaseCallback):
             timesteps=evaluation.evaluations_timesteps,
             results=evaluation.evaluations_results,
             ep_lengths=evaluation.evaluations_length,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
         # Logged as the EvalCallback logs its evaluations (TensorBoard's eval/mean_reward then starts at timestep 0).
         self.logger.record("eval/mean_reward", float(np.mean(rewards)))
