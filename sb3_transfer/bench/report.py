@@ -206,13 +206,15 @@ LEGEND = (
     "**IQM**: the interquartile mean over seeds, the mean of the middle half of the runs (with n runs, floor(n/4) cut "
     "from each end: with 3 seeds, the mean of all three), robust to one odd seed (rliable, Agarwal et al. 2021). "
     "[low, high] is its 95% stratified-bootstrap confidence interval (CI).",
-    "**jumpstart**: the first evaluation (timestep 0, before any update) minus scratch's. **AUC**: the mean score over "
-    "training. **final**: the mean of the last 3 evaluations. **dip**: how far a run falls below its first evaluation.",
+    "**jumpstart**: the first evaluation (timestep 0, before any update) minus scratch's (its mean over seeds). **AUC**: "
+    "the mean score over training. **final**: the mean of the last 3 evaluations. **dip**: how far a run falls below "
+    "its first evaluation.",
     "**Censored**: a run that never reaches the threshold within its budget has the budget as its time to threshold, "
     "a lower bound of its true time. When censored runs fall in an IQM's middle half, the ratio to scratch is only a "
     "bound: `<=0.53` at most (scratch's time is censored), `>=1.36` at least (the method's is), `?1.00` unknown "
     "(both are).",
     "**P(> scratch)**: the probability that a run of the method ends above a run of scratch (0.5: no difference).",
+    "**plots/**: per pair, each method's IQM over seeds at each evaluation, with its bootstrap 95% band.",
 )
 
 
