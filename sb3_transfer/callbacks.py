@@ -437,8 +437,11 @@ class EvaluateAtStart(BaseCallback):
     env, episodes, deterministic actions, VecNormalize sync, success rate), so the record matches its later ones.
     Fails when the training has no such ``EvalCallback`` (rl-zoo3's ``--eval-freq -1``).
 
-    :param verbose: 1 prints the score.
+    :param verbose: 1 prints the score (as rl-zoo3's EvalCallback prints its own).
     """
+
+    def __init__(self, verbose: int = 1) -> None:
+        super().__init__(verbose)
 
     def _on_training_start(self) -> None:
         evaluation = training_evaluation(self.locals, type(self).__name__)

@@ -74,6 +74,8 @@ def test_rl_zoo_trains_transfer_and_scratch_twin_apart_with_the_jumpstart(tmp_pa
     report = json.loads(report_path.read_text())
     assert report["transfer"] == ["trunk.0", "trunk.1", "head"] and report["counts"]["copied"] == 6
     assert "Transfer report" not in scratch.stdout and not (runs["scratch"] / "transfer_report.json").exists()
+    for run in (transfer, scratch):
+        assert "EvaluateAtStart: " in run.stdout and "episodes at timestep 0, before any update" in run.stdout
     kwargs = [json.loads(zipfile.ZipFile(runs[r] / "CartPoleLongPole-v1.zip").read("data"))["policy_kwargs"] for r in runs]
     assert "cartpole_dqn.zip" in kwargs[0]["pretrained_from"] and kwargs[0]["net_arch"] == [16, 16]
     assert "pretrained_from" not in kwargs[1] and kwargs[1]["net_arch"] == [256, 256]
