@@ -1,4 +1,6 @@
-"""Callbacks: layer-freezing schedules, and evaluation on the target task that measures what transfer bought.
+"""Callbacks: layer-freezing schedules, a warm start, and evaluation on the target task that measures what transfer
+bought; for runs that rl-zoo3 sets up, :class:`RecordTransfer` and :class:`EvaluateAtStart`, which find rl-zoo3's run
+folder through its ``EvalCallback``.
 
 The freezing schedules work with :class:`~sb3_transfer.policies.TransferDQNPolicy` and ``TransferQRDQNPolicy``. They
 count environment timesteps (``model.num_timesteps``), so they mean the same with 1 or 16 envs, and log every change
@@ -9,16 +11,19 @@ verbose, print it.
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
+import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from sb3_transfer.algorithms import keep_architecture
 from sb3_transfer.errors import TransferConfigError
@@ -320,7 +325,14 @@ class PolicyWarmStart(TransferCallback):
             if self.verbose >= 1:
                 print(f"{type(self).__name__}: the policy has no pretrained weights; nothing to do.")
             return
-        self._announce("holds learning (the pretrained policy acts) for", [f"{self.steps - self.elapsed} timesteps"])
+        self._announce(f"holds learning ({self._acting()}) for", [f"{self.steps - self.elapsed} timesteps"])
+
+    def _acting(self) -> str:
+        """Who fills the replay buffer while learning is held, in words: a new head is no pretrained policy."""
+        report = getattr(self.policy, "transfer_report", None)
+        if report is not None and HEAD not in report.carried():
+            return "the new head acts, untrained"
+        return "the pretrained policy acts"
 
     def _on_step(self) -> bool:
         if not self.released:
@@ -354,30 +366,140 @@ class PolicyWarmStart(TransferCallback):
         return not self.released
 
 
+def training_evaluation(locals_: dict[str, Any], who: str) -> EvalCallback:
+    """
+    The ``EvalCallback`` that logs the running training's evaluations (the one among its callbacks with a ``log_path``):
+    in an rl-zoo3 run, rl-zoo3's own, whose ``evaluations.npz`` is in the run folder (``logs/<algo>/<env>_<N>/``) that
+    rl-zoo3's plots read. SB3 hands each callback the training loop's locals when training starts; ``callback`` among
+    them is what ``learn()`` runs, the callbacks it was given in a ``CallbackList``.
+
+    :param locals_: The callback's ``self.locals`` at ``_on_training_start``.
+    :param who: The callback that asks, for the error.
+    :return: The ``EvalCallback``.
+    :raises TransferConfigError: No such callback, or more than one.
+    """
+    found, stack = [], [locals_.get("callback")]
+    while stack:
+        callback = stack.pop()
+        if isinstance(callback, CallbackList):
+            stack.extend(callback.callbacks)
+        elif isinstance(callback, EvalCallback) and callback.log_path is not None:
+            found.append(callback)
+    if len(found) != 1:
+        problem = "none of this training's callbacks is" if not found else f"{len(found)} of this training's callbacks are"
+        raise TransferConfigError(
+            f"{who} looks for the EvalCallback that writes this run's evaluations.npz, but {problem} an EvalCallback "
+            "with a log_path. With rl-zoo3, evaluate during training: --eval-freq N with N > 0 (rl-zoo3's default, "
+            "25000, does; -1 turns it off). With SB3, pass one EvalCallback(..., log_path=...) to learn()."
+        )
+    return found[0]
+
+
 class RecordTransfer(BaseCallback):
     """
     For a model that SB3's own algorithm built with a Transfer policy and ``policy_kwargs=dict(pretrained=...)`` (as
     rl-zoo3 builds models): when training starts, prints the transfer report (``verbose=1``), writes it as JSON
-    (``path``), and makes the model save the architecture the source implied instead of the source, as
-    :class:`~sb3_transfer.TransferDQN` does, so that every model saved from then on (checkpoints, rl-zoo3's best and
-    final models) loads without the source. A model built without a source is left alone.
+    (``path``, or beside the run's ``evaluations.npz``), and makes the model save the architecture the source implied
+    instead of the source, as :class:`~sb3_transfer.TransferDQN` does, so that every model saved from then on
+    (checkpoints, rl-zoo3's best and final models) loads without the source. A model built without a source (the
+    scratch twin of a configuration) is left alone.
 
-    :param path: Where to write the report as JSON (``None``: not written).
+    :param path: Where to write the report as JSON (``None``: not written, unless ``beside_evaluations``).
+    :param beside_evaluations: Write it as ``transfer_report.json`` in the folder of the training's
+        ``evaluations.npz`` (:func:`training_evaluation`): in an rl-zoo3 run, rl-zoo3's run folder, which a callback
+        configured in rl-zoo3's YAML cannot otherwise know. Fails when the training has no such ``EvalCallback``.
     :param verbose: 1 prints the report.
     """
 
-    def __init__(self, path: str | None = None, verbose: int = 1) -> None:
+    def __init__(self, path: str | None = None, beside_evaluations: bool = False, verbose: int = 1) -> None:
         super().__init__(verbose)
+        if path is not None and beside_evaluations:
+            raise TransferConfigError("RecordTransfer: give path= or beside_evaluations=True, not both.")
         self.path = path
+        self.beside_evaluations = beside_evaluations
 
-    def _init_callback(self) -> None:
+    def _on_training_start(self) -> None:
+        # At the start of training, not when learn() hands the callback its model: the run's callbacks (and so its
+        # folder) are known only then; no model is saved before it.
         report = getattr(self.model.policy, "transfer_report", None)
         if report is None or not keep_architecture(self.model):
             return  # no source, or recorded already (by TransferDQN, or an earlier learn())
         if self.verbose >= 1:
             print(report)
-        if self.path:
-            report.save(self.path)
+        path = self.path
+        if self.beside_evaluations:
+            log_path = training_evaluation(self.locals, type(self).__name__).log_path
+            assert log_path is not None  # training_evaluation finds callbacks with one
+            path = os.path.join(os.path.dirname(log_path), "transfer_report.json")
+        if path:
+            report.save(path)
+            if self.verbose >= 1:
+                print(f"{type(self).__name__}: wrote {path}")
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class EvaluateAtStart(BaseCallback):
+    """
+    The training's ``EvalCallback`` (:func:`training_evaluation`: rl-zoo3's in an rl-zoo3 run) also evaluates when
+    training starts, before any update, as its first record in its ``evaluations.npz``: the jumpstart lands in the file
+    rl-zoo3's plots read, for transfer runs and their scratch twins alike. The evaluation is that callback's own (its
+    env, episodes, deterministic actions, VecNormalize sync, success rate), so the record matches its later ones.
+    Fails when the training has no such ``EvalCallback`` (rl-zoo3's ``--eval-freq -1``).
+
+    :param verbose: 1 prints the score (as rl-zoo3's EvalCallback prints its own).
+    """
+
+    def __init__(self, verbose: int = 1) -> None:
+        super().__init__(verbose)
+
+    def _on_training_start(self) -> None:
+        evaluation = training_evaluation(self.locals, type(self).__name__)
+        if evaluation.evaluations_timesteps and evaluation.evaluations_timesteps[-1] == self.num_timesteps:
+            return  # a further learn() with nothing learnt since
+        if self.model.get_vec_normalize_env() is not None:
+            sync_envs_normalization(self.training_env, evaluation.eval_env)
+        successes: list[bool] = []
+
+        def record_success(locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+            if locals_["done"] and locals_["info"].get("is_success") is not None:
+                successes.append(locals_["info"]["is_success"])
+
+        episode_rewards, episode_lengths = evaluate_policy(
+            self.model,
+            evaluation.eval_env,
+            n_eval_episodes=evaluation.n_eval_episodes,
+            render=evaluation.render,
+            deterministic=evaluation.deterministic,
+            return_episode_rewards=True,
+            warn=evaluation.warn,
+            callback=record_success,
+        )
+        rewards, lengths = cast(list[float], episode_rewards), cast(list[int], episode_lengths)  # return_episode_rewards
+        # Recorded where the EvalCallback keeps its records (it rewrites the file from them at each evaluation).
+        evaluation.evaluations_timesteps.append(self.num_timesteps)
+        evaluation.evaluations_results.append(rewards)
+        evaluation.evaluations_length.append(lengths)
+        extra: dict[str, Any] = {}
+        if successes:
+            evaluation.evaluations_successes.append(successes)
+            extra["successes"] = evaluation.evaluations_successes
+        np.savez(
+            evaluation.log_path,  # type: ignore[arg-type]
+            timesteps=evaluation.evaluations_timesteps,
+            results=evaluation.evaluations_results,
+            ep_lengths=evaluation.evaluations_length,
+            **extra,
+        )
+        # Logged as the EvalCallback logs its evaluations (TensorBoard's eval/mean_reward then starts at timestep 0).
+        self.logger.record("eval/mean_reward", float(np.mean(rewards)))
+        self.logger.dump(self.num_timesteps)
+        if self.verbose >= 1:
+            print(
+                f"{type(self).__name__}: {np.mean(rewards):.2f} +/- {np.std(rewards):.2f} over {len(rewards)} episodes at "
+                f"timestep {self.num_timesteps}, before any update; in {evaluation.log_path}.npz"
+            )
 
     def _on_step(self) -> bool:
         return True

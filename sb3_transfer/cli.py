@@ -1,4 +1,8 @@
-"""The ``sb3-transfer`` command: pretrain, inspect, adapt, train."""
+"""The ``sb3-transfer`` command: pretrain, inspect, adapt, train, bench.
+
+Torch, SB3 and the modules that use them are imported by the commands that need them, not here: ``--help`` and the
+first line of every command come at once (the benchmark's progress bar from its first second).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,6 @@ from typing import Any
 
 import gymnasium as gym
 
-from sb3_transfer.adapt import ALGOS, SB3_ALGOS, load_and_adapt
 from sb3_transfer.errors import (
     IncompatibleSpaceError,
     OutputError,
@@ -24,8 +27,9 @@ from sb3_transfer.errors import (
     TransferConfigError,
     TransferError,
 )
-from sb3_transfer.sources import read_source
-from sb3_transfer.zoo import zoo_hyperparams
+
+#: The algorithms' names, as ``sb3_transfer.adapt.ALGOS`` has them (that module imports torch).
+ALGO_NAMES = ("dqn", "qrdqn")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,11 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="on an error, show its traceback")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("pretrain", help="train a source agent, with rl-zoo3's tuned hyperparameters when it has them")
+    p = commands.add_parser(
+        "pretrain", help="train a source agent, with rl-zoo3's tuned hyperparameters when it has them; print its score"
+    )
     p.add_argument("env", help="environment id, e.g. CartPole-v1")
-    p.add_argument("--algo", default="dqn", choices=sorted(ALGOS))
+    p.add_argument("--algo", default="dqn", choices=ALGO_NAMES)
     p.add_argument("-o", "--output", required=True, help="where to save the model (.zip)")
     p.add_argument("--steps", type=_positive_int, help="timesteps (default: rl-zoo3's n_timesteps, else 50000)")
+    p.add_argument(
+        "--n-eval-episodes", type=_positive_int, default=10, help="episodes of the evaluation after training (default: 10)"
+    )
     _common(p)
     p.set_defaults(run=_pretrain)
 
@@ -97,7 +106,14 @@ def _parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(run=_adapt)
 
-    p = commands.add_parser("train", help="fine-tune a source on a target task with evaluation; print transfer metrics")
+    p = commands.add_parser(
+        "train",
+        help="fine-tune a source on a target task with evaluation; print transfer metrics",
+        description="Fine-tune a source agent on a target task (or train from scratch), evaluating on the target from "
+        "timestep 0. The defaults are the benchmark's `finetune` method: every layer that fits is carried over "
+        "(--transfer all), pretrained layers learn at a tenth of the learning rate (load_and_adapt's default), and the "
+        "pretrained policy fills the replay buffer before the first update (--warm-start auto).",
+    )
     p.add_argument("source", help="an SB3 .zip, or 'scratch' for a baseline without transfer")
     p.add_argument("env", help="the target task's environment id")
     p.add_argument("--steps", type=_positive_int, help="timesteps (default: rl-zoo3's n_timesteps for the task, else 50000)")
@@ -106,10 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--warm-start",
         type=_warm_start_arg,
-        default=0,
+        default="auto",
         metavar="N|auto",
-        help="PolicyWarmStart: the pretrained policy fills the replay buffer for N timesteps before any update; auto: "
-        "5000 at 128 transitions drawn per timestep, scaled to the model's sampling (warm_start_steps)",
+        help="PolicyWarmStart: the policy fills the replay buffer for N timesteps before any update; auto (default, as "
+        "the benchmark's finetune): 5000 at 128 transitions drawn per timestep, scaled to the model's sampling "
+        "(warm_start_steps), and none when the head is new (no pretrained policy to act); 0: none",
     )
     p.add_argument("--eval-freq", type=_positive_int, default=5000, help="timesteps between evaluations")
     p.add_argument("--n-eval-episodes", type=_positive_int, default=10)
@@ -122,7 +139,12 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_train)
 
     p = commands.add_parser("bench", help="compare transfer methods against learning from scratch (the main job)")
-    p.add_argument("--suite", default="quick", help="quick (about 10 min on 2 cores), standard, micro")
+    p.add_argument(
+        "--suite",
+        default="quick",
+        help="quick (the default: about 2 minutes on 2 idle cores, 7 to 11 on a busy machine), standard (about 75 "
+        "minutes on 2 idle cores), micro (seconds, for tests)",
+    )
     p.add_argument("--workers", type=_positive_int, default=2, help="processes of the local pool")
     p.add_argument(
         "--ray-address",
@@ -130,6 +152,10 @@ def _parser() -> argparse.ArgumentParser:
         "instance here) or an address such as ray://head:10001; needs pip install 'sb3-transfer[ray]'",
     )
     p.add_argument("--out", help="output folder (default: sb3t-bench/SUITE); finished runs in it are reused")
+    p.add_argument(
+        "--no-progress-bar", action="store_true", help="a line per finished run instead of a progress bar (the default "
+        "when stderr is not a terminal)"
+    )
     p.set_defaults(run=_bench)
     for command in commands.choices.values():
         # Also after the command; SUPPRESS keeps a --debug given before it.
@@ -175,8 +201,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _transfer_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--algo", choices=sorted(ALGOS), help="target algorithm (default: the source's)")
-    p.add_argument("--transfer", nargs="+", default=["trunk"], help="features | trunk | all | group patterns")
+    p.add_argument("--algo", choices=ALGO_NAMES, help="target algorithm (default: the source's)")
+    p.add_argument(
+        "--transfer",
+        nargs="+",
+        default=["all"],
+        help="features | trunk | all | group patterns (default: all, as the benchmark's finetune: the head too where "
+        "the actions match)",
+    )
     p.add_argument("--freeze", nargs="+", default=[], help="group patterns to freeze, e.g. 'trunk.*'")
     p.add_argument("--action-map", help="target:source pairs, e.g. 0:0,1:1,2:1")
     p.add_argument("--strict", action="store_true", help="fail if a selected tensor cannot be copied as is")
@@ -267,7 +299,14 @@ def _progress_bar(args: argparse.Namespace) -> bool:
     return not args.no_progress_bar and all(importlib.util.find_spec(m) for m in ("tqdm", "rich"))
 
 
+#: The evaluation env's seed is the run's plus this, so that evaluation episodes differ from the training episodes.
+_EVAL_SEED_OFFSET = 10_000
+
+
 def _pretrain(args: argparse.Namespace) -> int:
+    from sb3_transfer.adapt import SB3_ALGOS
+    from sb3_transfer.zoo import zoo_hyperparams
+
     output = _check_output(args.output, args.force)
     _check_env(args.env)
     hyperparams, n_timesteps, origin = zoo_hyperparams(args.algo, args.env)
@@ -277,10 +316,31 @@ def _pretrain(args: argparse.Namespace) -> int:
     model.learn(steps, progress_bar=_progress_bar(args))
     _save_model(model, output)
     print(f"Saved {output}")
+    # Said at once, so that a poor source is noticed before anything is transferred from it.
+    mean, std = _evaluate(model, args.env, args.seed, args.n_eval_episodes)
+    print(f"Evaluation on {args.env}: {mean:.1f} +/- {std:.1f} (mean +/- std over {args.n_eval_episodes} episodes, greedy)")
     return 0
 
 
+def _evaluate(model: Any, env_id: str, seed: int, n_episodes: int) -> tuple[float, float]:
+    """
+    SB3's ``evaluate_policy``: greedy actions, on an env of its own seeded apart from the training env's (as ``train``'s
+    evaluations are).
+    """
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    env = make_vec_env(env_id, n_envs=1, seed=seed + _EVAL_SEED_OFFSET)
+    try:
+        mean, std = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True)
+    finally:
+        env.close()
+    return float(mean), float(std)  # type: ignore[arg-type]
+
+
 def _inspect(args: argparse.Namespace) -> int:
+    from sb3_transfer.sources import read_source
+
     network = read_source(args.source, trust_source=args.trust_source)
     info: dict[str, Any] = {
         "source": network.description,
@@ -329,6 +389,10 @@ def _parse_action_map(text: str | None) -> dict[int, int] | None:
 
 def _build(args: argparse.Namespace) -> tuple[Any, str]:
     """The model for ``adapt`` / ``train``: rl-zoo3's hyperparameters for the target, the architecture of the source."""
+    from sb3_transfer.adapt import ALGOS, load_and_adapt
+    from sb3_transfer.sources import read_source
+    from sb3_transfer.zoo import zoo_hyperparams
+
     network = None if args.source == "scratch" else read_source(args.source, trust_source=args.trust_source)
     algo = args.algo or (network.algo.lower() if network is not None and network.algo != "module" else "dqn")
     hyperparams, _, origin = zoo_hyperparams(algo, args.env)
@@ -397,8 +461,10 @@ def _train(args: argparse.Namespace) -> int:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    from sb3_transfer.callbacks import GradualUnfreeze, PolicyWarmStart, TransferEvalCallback, warm_start_steps
+    from sb3_transfer.adapt import ALGOS
+    from sb3_transfer.callbacks import GradualUnfreeze, PolicyWarmStart, TransferEvalCallback
     from sb3_transfer.metrics import load_curve
+    from sb3_transfer.zoo import zoo_hyperparams
 
     def schedules_for(hold: int) -> list[BaseCallback]:
         schedules: list[BaseCallback] = []
@@ -420,15 +486,19 @@ def _train(args: argparse.Namespace) -> int:
     schedules = schedules_for(0 if args.warm_start == "auto" else args.warm_start)
     model, origin = _build(args)
     if args.warm_start == "auto":
-        schedules = schedules_for(warm_start_steps(model))
+        schedules = schedules_for(_auto_warm_start(model))
     algo = "qrdqn" if isinstance(model, ALGOS["qrdqn"]) else "dqn"
     _, n_timesteps, _ = zoo_hyperparams(algo, args.env)
     steps = args.steps or n_timesteps or 50_000
     run_dir = _make_run_dir(args.log_dir, algo, args.env)  # before training: an unwritable folder fails now
     model_path = _check_output(run_dir / args.env, force=False)
+    # The training env writes its episodes to 0.monitor.csv in the run folder, as rl-zoo3's does (its plot_train reads
+    # them); the model was built before the run folder existed, so that a bad setting left no folder behind.
+    model.get_env().close()
+    model.set_env(make_vec_env(args.env, n_envs=model.n_envs, seed=args.seed, monitor_dir=str(run_dir)))
     threshold = args.threshold if args.threshold is not None else getattr(gym.spec(args.env), "reward_threshold", None)
     evaluation = TransferEvalCallback(
-        make_vec_env(args.env, n_envs=1, seed=args.seed + 10_000),
+        make_vec_env(args.env, n_envs=1, seed=args.seed + _EVAL_SEED_OFFSET),
         baseline=baseline,
         threshold=threshold,
         score_range=tuple(args.score_range) if args.score_range else None,
@@ -446,33 +516,70 @@ def _train(args: argparse.Namespace) -> int:
     if evaluation.metrics is not None:
         _write_json(run_dir / "metrics.json", evaluation.metrics.to_dict())
         print(evaluation.metrics)
-    print(f"Saved {model_path} and {run_dir / 'evaluations.npz'}")
+    print(f"Saved {model_path}, {run_dir / 'evaluations.npz'} and {run_dir / '0.monitor.csv'}")
     return 0
+
+
+def _auto_warm_start(model: Any) -> int:
+    """
+    ``--warm-start auto``: the benchmark's warm start scaled to the model's sampling when the pretrained head is carried
+    over. None otherwise, and it says why: with a new head (or from scratch) no pretrained policy acts; an untrained
+    head's greedy actions are an arbitrary policy, and epsilon starts at 1.0 then (``load_and_adapt`` lowers it only
+    for a carried-over head), so holding learning would only delay it, as a longer ``learning_starts`` would.
+    """
+    from sb3_transfer.callbacks import warm_start_steps
+    from sb3_transfer.groups import HEAD
+
+    report = model.transfer_report
+    if report is None:
+        return 0
+    if HEAD not in report.carried():
+        print(
+            "Warm start (auto): none, as the head is new (untrained): no pretrained policy to fill the replay buffer; "
+            f"SB3 acts at random for learning_starts={model.learning_starts} timesteps, then learning starts."
+        )
+        return 0
+    return warm_start_steps(model)
 
 
 def _bench(args: argparse.Namespace) -> int:
     import time
 
-    from sb3_transfer.bench.report import write_report
-    from sb3_transfer.bench.runner import run_suite
-    from sb3_transfer.bench.suites import SUITES
+    from tqdm import tqdm
 
-    if args.suite not in SUITES:
-        raise TransferConfigError(f"--suite {args.suite}: choose one of {', '.join(SUITES)}.")
-    out = Path(args.out or Path("sb3t-bench") / args.suite)
     started = time.time()
-    # The command as given (--debug may come before the command), for the report and to resume.
-    given = sys.argv[1:]
-    command = "sb3-transfer " + (shlex.join(given) if "bench" in given else f"bench --suite {shlex.quote(args.suite)}")
+    # Shown before the benchmark's modules (torch, SB3) are imported, so that something moves from the first second;
+    # left out when stderr is not a terminal (a log file would fill with redraws).
+    bar = tqdm(desc=f"suite {args.suite}: starting", unit="run", dynamic_ncols=True) if _bench_bar(args) else None
     try:
-        run_suite(SUITES[args.suite], out, workers=args.workers, ray_address=args.ray_address)
-    except KeyboardInterrupt:
-        # main prints this as the one line of an interruption: finished runs are on disk and are reused.
-        raise KeyboardInterrupt(f"the finished runs are kept in {out}: run `{command}` again to resume") from None
-    write_report(SUITES[args.suite], out, command, time.time() - started)
-    print((out / "report.md").read_text())
-    print(f"Report: {out / 'report.md'}, {out / 'summary.json'}, {out / 'plots'}")
+        from sb3_transfer.bench.report import terminal_summary, write_report
+        from sb3_transfer.bench.runner import run_suite
+        from sb3_transfer.bench.suites import SUITES
+
+        if args.suite not in SUITES:
+            raise TransferConfigError(f"--suite {args.suite}: choose one of {', '.join(SUITES)}.")
+        out = Path(args.out or Path("sb3t-bench") / args.suite)
+        # The command as given (--debug may come before the command), for the report and to resume.
+        given = sys.argv[1:]
+        command = "sb3-transfer " + (shlex.join(given) if "bench" in given else f"bench --suite {shlex.quote(args.suite)}")
+        try:
+            progress = bar if bar is not None else False
+            run_suite(SUITES[args.suite], out, workers=args.workers, ray_address=args.ray_address, progress=progress)
+        except KeyboardInterrupt:
+            # main prints this as the one line of an interruption: finished runs are on disk and are reused.
+            raise KeyboardInterrupt(f"the finished runs are kept in {out}: run `{command}` again to resume") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"Writing the report in {out} ...", flush=True)  # its bootstrap intervals take seconds
+    summary = write_report(SUITES[args.suite], out, command, time.time() - started)
+    print("\n".join(["", *terminal_summary(summary, out / "report.md")]))
+    print(f"Written: {out / 'report.md'}, {out / 'summary.json'}, {out / 'plots'}")
     return 0
+
+
+def _bench_bar(args: argparse.Namespace) -> bool:
+    return not args.no_progress_bar and sys.stderr.isatty()
 
 
 if __name__ == "__main__":

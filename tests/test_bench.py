@@ -9,12 +9,13 @@ import sys
 import time
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from sb3_transfer.bench.report import write_report
+from sb3_transfer.bench.report import WIDTH, terminal_summary, write_report
 from sb3_transfer.bench.runner import (
     LOCK_FILE,
     cell_runs,
@@ -59,7 +60,7 @@ def test_stratified_bootstrap_resamples_within_strata():
     )
 
 
-def test_micro_suite_runs_resumes_and_reports(tmp_path):
+def test_micro_suite_runs_resumes_and_reports(tmp_path, capsys):
     suite = SUITES["micro"]
     messages = []
     run_suite(suite, tmp_path, workers=2, log=messages.append)
@@ -67,12 +68,15 @@ def test_micro_suite_runs_resumes_and_reports(tmp_path):
     assert all(run_path(tmp_path, r).exists() for r in runs)
     with np.load(run_path(tmp_path, runs[0])) as data:
         assert data["timesteps"][0] == 0  # evaluated before learning
-    # Resume: finished runs are skipped; a lost one runs again.
+    # Resume: finished runs are skipped; a lost one runs again (here with a progress bar, in place of a line per run).
     run_path(tmp_path, runs[-1]).unlink()
     mtime = run_path(tmp_path, runs[0]).stat().st_mtime
     messages.clear()
-    run_suite(suite, tmp_path, workers=1, log=messages.append)
-    assert f"{len(runs) - 1} already done, 1 to go" in messages[0]
+    capsys.readouterr()
+    run_suite(suite, tmp_path, workers=1, log=messages.append, progress=True)
+    assert len(messages) == 1 and f"{len(runs) - 1} already done, 1 to go" in messages[0]
+    bar = capsys.readouterr().err
+    assert "suite micro: 100%" in bar and "1/1 [" in bar and runs[-1].key in bar
     assert run_path(tmp_path, runs[-1]).exists() and run_path(tmp_path, runs[0]).stat().st_mtime == mtime
     # The timings are kept across the resumed run: every run has one, the one made again its new one.
     assert set(json.loads((tmp_path / "seconds.json").read_text())) >= {r.key for r in runs}
@@ -100,6 +104,38 @@ def test_micro_suite_runs_resumes_and_reports(tmp_path):
         line.split(" | ")[1]: line for line in report.split("## Targets")[1].splitlines() if "| cartpole-longpole |" in line
     }
     assert f"; untrained {floor:.1f})" in rows["finetune"] and "; untrained" not in rows["zeroshot"]
+    # The report says how to read it; the command prints verdicts that fit 100 columns and points to the report.
+    assert "How to read the tables:" in report and "**Censored**" in report and "`?1.00`" in report
+    assert main(["bench", "--suite", "micro", "--out", str(tmp_path), "--no-progress-bar"]) == 0
+    printed = capsys.readouterr().out
+    assert "Verdicts against scratch, IQM over 2 seeds:" in printed and "## Targets" not in printed
+    assert f"Tables, CIs and how to read them: {tmp_path / 'report.md'}" in printed
+    assert max(len(line) for line in printed.split("Verdicts", 1)[1].splitlines()[:-2]) <= 100
+    assert "cartpole-longpole: CartPole-v1 -> CartPoleLongPole-v1; scratch" in printed
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+@pytest.mark.parametrize("suite", ["quick", "standard"])
+def test_terminal_summary_fits_100_columns_and_says_why(suite):
+    summary = json.loads((RESULTS / suite / "summary.json").read_text())
+    lines = terminal_summary(summary, "report.md")
+    assert max(len(line) for line in lines) <= WIDTH
+    text = " ".join(" ".join(lines).split())  # as read, across the wrapped lines
+    for name, pair in summary["pairs"].items():
+        assert f"{name}: {pair['source']} -> {pair['target']}; scratch" in text
+    # One verdict per pair and transfer method, each starting a line (a long one goes on over indented lines).
+    methods = [line.split()[0] for line in lines if line.startswith("  ") and line[2] != " "]
+    assert methods == [m for m in summary["methods"] if m != "scratch"] * len(summary["pairs"])
+    # Each check a method misses says why, in words.
+    if suite == "standard":
+        assert "reaches the threshold in 0.39x scratch's steps (not within 1/3); forgets (dip 28)" in text  # long pole
+        assert "(a bound: scratch misses it 4/5)" in text  # weak motor: <= ratio, unknown against 1/3
+        assert "no clear jumpstart (-12, CI reaches 0)" in text and "slower to the threshold (>=1.30x; misses it 5/5)" in text
+        assert "time to the threshold unknown (it misses it 5/5, scratch 5/5)" in text  # ?
+        assert "ends worse (90 vs 369)" in text and "zeroshot never trains" in text
+    assert "censored" in text and "report.md" in lines[-1]
 
 
 def test_bench_command_errors(capsys):

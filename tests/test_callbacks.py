@@ -1,17 +1,21 @@
+import json
+
 import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import DQN
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
 from sb3_transfer import TransferConfigError, TransferDQNPolicy
 from sb3_transfer.callbacks import (
     WARM_START_STEPS,
+    EvaluateAtStart,
     FreezeSchedule,
     GradualUnfreeze,
     PolicyWarmStart,
+    RecordTransfer,
     scaled_warm_start,
     warm_start_steps,
 )
@@ -319,3 +323,38 @@ def test_gradual_unfreeze_starts_afresh_on_another_model(cartpole_zip):
         model.learn(10, callback=callback)
         assert model.policy.frozen_groups() == ["trunk.0", "trunk.1"]
     assert GradualUnfreeze(every=5e3, delay=np.int64(7)).delay == 7
+
+
+def _with_source(cartpole_zip):
+    """As rl-zoo3 builds a transfer run: SB3's own DQN, a Transfer policy, the source in policy_kwargs."""
+    env = make_vec_env("CartPole-v1", seed=0)
+    return DQN(TransferDQNPolicy, env, policy_kwargs=dict(pretrained=str(cartpole_zip), transfer="all"), **FAST)
+
+
+def test_record_transfer_writes_beside_the_evaluations(cartpole_zip, tmp_path, capsys):
+    model = _with_source(cartpole_zip)
+    evaluation = EvalCallback(make_vec_env("CartPole-v1", seed=1), eval_freq=50, n_eval_episodes=1, log_path=str(tmp_path))
+    model.learn(50, callback=[RecordTransfer(beside_evaluations=True), evaluation])
+    assert "Transfer report" in capsys.readouterr().out
+    assert json.loads((tmp_path / "transfer_report.json").read_text())["counts"]["copied"] == 6
+    assert "pretrained" not in model.policy_kwargs  # the model now saves the architecture, not the source
+
+
+def test_evaluate_at_start_adds_timestep_0_to_the_runs_evaluations(tmp_path):
+    model = make()
+    evaluation = EvalCallback(make_vec_env("CartPole-v1", seed=1), eval_freq=50, n_eval_episodes=2, log_path=str(tmp_path))
+    model.learn(100, callback=CallbackList([EvaluateAtStart(), evaluation]))  # found inside a CallbackList too
+    with np.load(tmp_path / "evaluations.npz") as data:
+        assert list(data["timesteps"]) == [0, 50, 100] and data["results"].shape == (3, 2)
+    model.learn(50, reset_num_timesteps=False, callback=[EvaluateAtStart(), evaluation])  # nothing new at 100
+    with np.load(tmp_path / "evaluations.npz") as data:
+        assert list(data["timesteps"]) == [0, 50, 100, 150]
+
+
+@pytest.mark.parametrize("callback", [EvaluateAtStart, lambda: RecordTransfer(beside_evaluations=True)])
+def test_without_a_logging_eval_callback_the_run_folder_is_unknown(cartpole_zip, callback):
+    model = _with_source(cartpole_zip)
+    unlogged = EvalCallback(make_vec_env("CartPole-v1"), eval_freq=50)  # no log_path: no evaluations.npz
+    expected = r"none of this training's callbacks is an EvalCallback with a log_path.*--eval-freq N with N > 0"
+    with pytest.raises(TransferConfigError, match=expected):
+        model.learn(10, callback=[callback(), unlogged])

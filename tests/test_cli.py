@@ -1,9 +1,15 @@
 import json
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from stable_baselines3.common.monitor import load_results
 
-from sb3_transfer.cli import main
+from sb3_transfer.bench.suites import METHODS
+from sb3_transfer.adapt import ALGOS
+from sb3_transfer.cli import ALGO_NAMES, _parser, main
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +27,34 @@ def test_help_on_every_command(command, capsys):
     assert "usage: sb3-transfer" in capsys.readouterr().out
 
 
+def test_the_command_starts_without_torch():
+    # --help and the benchmark's progress bar come before torch and SB3 are imported (seconds on a busy machine).
+    code = "import sys, sb3_transfer.cli; print(sorted({'torch', 'stable_baselines3'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+    assert ALGO_NAMES == tuple(sorted(ALGOS))
+
+
 def test_pretrain_refuses_to_overwrite_without_force(source, capsys):
     assert main(["pretrain", "CartPole-v1", "-o", str(source), "--steps", "10"]) == 2
     assert "exists; pass --force" in capsys.readouterr().err
     assert main(["pretrain", "CartPole-v1", "-o", str(source), "--steps", "300", "--force", "--no-progress-bar"]) == 0
+
+
+def test_pretrain_prints_the_agents_evaluation(source, capsys):
+    args = ["pretrain", "CartPole-v1", "-o", str(source), "--steps", "300", "--force", "--no-progress-bar"]
+    assert main([*args, "--n-eval-episodes", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"Evaluation on CartPole-v1: \d+\.\d \+/- \d+\.\d \(mean \+/- std over 3 episodes, greedy\)", printed)
+
+
+def test_train_defaults_are_the_benchmarks_finetune(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "The defaults are the benchmark's `finetune` method" in " ".join(capsys.readouterr().out.split())
+    args = _parser().parse_args(["train", "src.zip", "CartPole-v1"])
+    finetune = METHODS["finetune"]
+    assert args.transfer == [finetune.transfer] and args.warm_start == "auto" and finetune.scale_warm_start
+    assert not finetune.freeze and not finetune.lr_scale  # lr x0.1: load_and_adapt's default, as the CLI's
 
 
 def test_inspect(source, capsys):
@@ -69,8 +99,10 @@ def test_train_writes_rl_zoo_layout_and_metrics(source, tmp_path, capsys):
         == 0
     )
     run = logs / "dqn" / "CartPoleLongPole-v1_2"
-    for name in ("CartPoleLongPole-v1.zip", "evaluations.npz", "metrics.json", "transfer_report.json"):
+    for name in ("CartPoleLongPole-v1.zip", "evaluations.npz", "metrics.json", "transfer_report.json", "0.monitor.csv"):
         assert (run / name).exists(), name
+    # The training episodes, as SB3's Monitor writes them (rl-zoo3's plot_train reads them: see the test below).
+    assert load_results(str(run))["l"].sum() >= 200
     with np.load(run / "evaluations.npz") as data:
         assert list(data["timesteps"]) == [0, 100, 200]
     metrics = json.loads((run / "metrics.json").read_text())
@@ -79,6 +111,38 @@ def test_train_writes_rl_zoo_layout_and_metrics(source, tmp_path, capsys):
     assert "jumpstart" in printed
     assert "holds learning (the pretrained policy acts) for 60 timesteps at timestep 0" in printed
     assert "released learning for head at timestep 61" in printed  # the trunk's unfreezing comes 50 steps later
+    _rl_zoo_plot_train_draws(logs, ["CartPoleLongPole-v1_1", "CartPoleLongPole-v1_2"])
+
+
+def _rl_zoo_plot_train_draws(logs, runs):
+    """rl-zoo3's plot_train, as `python -m rl_zoo3.cli plot_train` runs it, draws one line per run folder."""
+    pytest.importorskip("seaborn")
+    # In a process of its own: rl-zoo3's plotting module restyles matplotlib for the whole process on import.
+    code = (
+        "import sys, matplotlib; matplotlib.use('Agg'); from matplotlib import pyplot as plt; "
+        "from rl_zoo3.plots.plot_train import plot_train; "
+        f"sys.argv = ['plot_train', '-a', 'dqn', '-e', 'CartPoleLongPole-v1', '-f', {str(logs)!r}, '-w', '1']; "
+        "plot_train(); print(sorted(line.get_label() for line in plt.gca().lines))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == repr(sorted(runs))
+
+
+def test_train_warm_start_says_what_acts(source, tmp_path, capsys):
+    common = ["--steps", "100", "--eval-freq", "100", "--n-eval-episodes", "1", "--no-progress-bar"]
+    common += ["--log-dir", str(tmp_path)]
+    # A new head: auto holds nothing, and says why.
+    assert main(["train", str(source), "CartPole-v1", "--transfer", "trunk", *common]) == 0
+    printed = capsys.readouterr().out
+    assert "Warm start (auto): none, as the head is new (untrained)" in printed and "holds learning" not in printed
+    # Asked for, the hold is kept, and the message says the new head acts, not a pretrained policy.
+    assert main(["train", str(source), "CartPole-v1", "--transfer", "trunk", "--warm-start", "50", *common]) == 0
+    assert "holds learning (the new head acts, untrained) for 50 timesteps" in capsys.readouterr().out
+    # From scratch, auto holds nothing, silently.
+    assert main(["train", "scratch", "CartPole-v1", *common]) == 0
+    printed = capsys.readouterr().out
+    assert "Warm start" not in printed and "PolicyWarmStart" not in printed
 
 
 def test_train_warm_start_auto_follows_the_models_sampling(source, tmp_path, capsys):

@@ -24,7 +24,7 @@ def _raise(error):
 
 
 def test_an_unexpected_error_is_one_line_with_the_debug_hint(monkeypatch, capsys):
-    monkeypatch.setattr("sb3_transfer.cli.read_source", _raise(RuntimeError("first line\nsecond line")))
+    monkeypatch.setattr("sb3_transfer.sources.read_source", _raise(RuntimeError("first line\nsecond line")))
     assert main(["inspect", "x.zip"]) == 1
     _one_line_error(capsys, "sb3-transfer inspect: error: RuntimeError: first line second line (run with --debug")
     for args in (["--debug", "inspect", "x.zip"], ["inspect", "x.zip", "--debug"]):  # before or after the command
@@ -34,7 +34,7 @@ def test_an_unexpected_error_is_one_line_with_the_debug_hint(monkeypatch, capsys
 
 def test_a_user_error_is_one_line_whatever_its_message_holds(monkeypatch, capsys):
     # A message may quote a file's strings: line breaks and terminal escapes must not reach the terminal as such.
-    monkeypatch.setattr("sb3_transfer.cli.read_source", _raise(TransferConfigError("bad\nnote: forged\x1b[31m")))
+    monkeypatch.setattr("sb3_transfer.sources.read_source", _raise(TransferConfigError("bad\nnote: forged\x1b[31m")))
     assert main(["inspect", "x.zip"]) == 2
     _one_line_error(capsys, "sb3-transfer inspect: error: bad note: forged\\x1b[31m")
     with pytest.raises(TransferConfigError):
@@ -42,7 +42,7 @@ def test_a_user_error_is_one_line_whatever_its_message_holds(monkeypatch, capsys
 
 
 def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
-    monkeypatch.setattr("sb3_transfer.cli.read_source", _raise(KeyboardInterrupt))
+    monkeypatch.setattr("sb3_transfer.sources.read_source", _raise(KeyboardInterrupt))
     assert main(["inspect", "x.zip"]) == 130
     assert capsys.readouterr().err == "sb3-transfer inspect: interrupted\n"
 

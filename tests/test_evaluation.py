@@ -79,6 +79,22 @@ def test_plot_writes_a_png_that_opens(tmp_path):
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
 
 
+def test_plot_names_its_statistic_and_its_bands():
+    from sb3_transfer.bench.stats import iqm
+    from sb3_transfer.plots import transfer_figure
+
+    t = [0, 10, 20]
+    seeds = [(t, [0, 5, 9]), (t, [1, 6, 9]), (t, [2, 7, 9]), (t, [100, 100, 100])]
+    (ax,) = transfer_figure({"transfer": seeds}, statistic=iqm, statistic_name="IQM").axes
+    assert ax.get_ylabel() == "evaluation return, IQM over seeds"
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "bands: bootstrap 95% CI of the IQM over seeds" in legend
+    # The line is the IQM (the outlying seed is cut), not the mean.
+    assert list(ax.lines[0].get_ydata()) == [iqm([0, 1, 2, 100]), iqm([5, 6, 7, 100]), 9.0]
+    (ax,) = transfer_figure({"scratch": (t, [0, 1, 2])}).axes  # one seed: no band to explain
+    assert ax.get_ylabel() == "evaluation return, mean over seeds" and "bands" not in str(ax.get_legend().get_texts())
+
+
 def test_plot_without_matplotlib_says_how_to_install(tmp_path, monkeypatch):
     import sys
 

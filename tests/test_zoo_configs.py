@@ -1,6 +1,7 @@
 import importlib
 import json
 import os
+import pickle
 import subprocess
 import sys
 import zipfile
@@ -41,61 +42,67 @@ def test_config_entries_resolve(path, env_id, hyperparams, monkeypatch):
     assert eval(hyperparams["policy_kwargs"], {"os": os})["pretrained"] == "source.zip"
 
 
-def rl_zoo_train(tmp_path, env, source=None):
+def rl_zoo_train(tmp_path, env, folder, source=None, eval_freq=300):
+    """rl-zoo3's own train script on a config of ours, as the config's header comment runs it (tiny budgets)."""
     environ = {k: v for k, v in os.environ.items() if k != "SB3T_SOURCE"}
     if source:
         environ["SB3T_SOURCE"] = str(source)
     command = [sys.executable, "-m", "rl_zoo3.train", "--algo", "dqn", "--env", env, "--gym-packages", "sb3_transfer"]
-    command += ["-conf", str(ROOT / "zoo_configs" / "dqn.yml"), "-n", "600", "--eval-freq", "300", "--eval-episodes", "2"]
-    command += ["-f", str(tmp_path / "logs"), "--seed", "0", "--device", "cpu"]
-    result = subprocess.run(command, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    command += ["-conf", str(ROOT / "zoo_configs" / "dqn.yml"), "-n", "600", "--eval-freq", str(eval_freq)]
+    command += ["--eval-episodes", "2", "-f", str(tmp_path / folder), "--seed", "0", "--device", "cpu"]
+    return subprocess.run(command, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=300)
 
 
-def test_rl_zoo_trains_transfer_and_scratch_twin(tmp_path, cartpole_zip):
+def test_rl_zoo_trains_transfer_and_scratch_twin_apart_with_the_jumpstart(tmp_path, cartpole_zip):
     pytest.importorskip("rl_zoo3")
     source = tmp_path / "cartpole_dqn.zip"
     source.write_bytes(cartpole_zip.read_bytes())
-    rl_zoo_train(tmp_path, "CartPoleLongPole-v1", source=source)
-    rl_zoo_train(tmp_path, "CartPoleLongPole-v1")
-    runs = tmp_path / "logs" / "dqn"
-    for run in ("CartPoleLongPole-v1_1", "CartPoleLongPole-v1_2"):
+    transfer = rl_zoo_train(tmp_path, "CartPoleLongPole-v1", "logs/transfer", source=source)
+    assert transfer.returncode == 0, transfer.stderr[-3000:]
+    scratch = rl_zoo_train(tmp_path, "CartPoleLongPole-v1", "logs/scratch")
+    assert scratch.returncode == 0, scratch.stderr[-3000:]
+    runs = {name: tmp_path / "logs" / name / "dqn" / "CartPoleLongPole-v1_1" for name in ("transfer", "scratch")}
+    for name, run in runs.items():
         for output in ("CartPoleLongPole-v1.zip", "evaluations.npz", "CartPoleLongPole-v1/config.yml"):
-            assert (runs / run / output).exists(), f"{run}/{output}"
-        with np.load(runs / run / "evaluations.npz") as data:
-            assert list(data["timesteps"]) == [300, 600]
-    kwargs = [
-        json.loads(zipfile.ZipFile(runs / r / "CartPoleLongPole-v1.zip").read("data"))["policy_kwargs"]
-        for r in ("CartPoleLongPole-v1_1", "CartPoleLongPole-v1_2")
-    ]
+            assert (run / output).exists(), f"{name}: {output}"
+        # rl-zoo3's own evaluations, the first before any update (EvaluateAtStart), for transfer and scratch alike.
+        with np.load(run / "evaluations.npz") as data:
+            assert list(data["timesteps"]) == [0, 300, 600] and data["results"].shape == (3, 2)
+    # The transfer run printed its report and wrote it into rl-zoo3's run folder; the scratch twin has none.
+    report_path = runs["transfer"] / "transfer_report.json"
+    assert "Transfer report: " in transfer.stdout and f"RecordTransfer: wrote {report_path}" in transfer.stdout
+    report = json.loads(report_path.read_text())
+    assert report["transfer"] == ["trunk.0", "trunk.1", "head"] and report["counts"]["copied"] == 6
+    assert "Transfer report" not in scratch.stdout and not (runs["scratch"] / "transfer_report.json").exists()
+    for run in (transfer, scratch):
+        assert "EvaluateAtStart: " in run.stdout and "episodes at timestep 0, before any update" in run.stdout
+    kwargs = [json.loads(zipfile.ZipFile(runs[r] / "CartPoleLongPole-v1.zip").read("data"))["policy_kwargs"] for r in runs]
     assert "cartpole_dqn.zip" in kwargs[0]["pretrained_from"] and kwargs[0]["net_arch"] == [16, 16]
     assert "pretrained_from" not in kwargs[1] and kwargs[1]["net_arch"] == [256, 256]
     # RecordTransfer made the transfer run save its architecture, not its source: it loads without the source.
     assert "pretrained" not in kwargs[0]
     source.unlink()
-    DQN.load(runs / "CartPoleLongPole-v1_1" / "CartPoleLongPole-v1.zip", device="cpu")
+    DQN.load(runs["transfer"] / "CartPoleLongPole-v1.zip", device="cpu")
+    # rl-zoo3's all_plots draws the two folders as two labelled lines, each from timestep 0.
     pytest.importorskip("seaborn")
+    logs = tmp_path / "logs"
+    command = [sys.executable, "-m", "rl_zoo3.cli", "all_plots", "-a", "dqn", "-e", "CartPoleLongPole-v1", "--no-display"]
+    command += ["-f", str(logs / "transfer"), str(logs / "scratch"), "--labels", "transfer", "scratch"]
+    command += ["-o", str(tmp_path / "curves")]
     plots = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rl_zoo3.cli",
-            "all_plots",
-            "-a",
-            "dqn",
-            "-e",
-            "CartPoleLongPole-v1",
-            "-f",
-            str(tmp_path / "logs"),
-            "-o",
-            str(tmp_path / "plots"),
-            "--no-display",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "MPLBACKEND": "Agg"},
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "MPLBACKEND": "Agg"}
     )
     assert plots.returncode == 0, plots.stderr[-3000:]
-    assert "CartPoleLongPole-v1" in plots.stdout
+    assert "Eval not found" not in plots.stdout and "|transfer|scratch|" in plots.stdout.replace(" ", "")
+    with open(tmp_path / "curves.pkl", "rb") as file:
+        curves = pickle.load(file)["CartPoleLongPole-v1"]  # the file all_plots wrote itself
+    assert sorted(curves) == ["DQN-scratch", "DQN-transfer"]
+    assert all(list(curve["timesteps"]) == [0, 300, 600] for curve in curves.values())
+
+
+@pytest.mark.slow
+def test_rl_zoo_without_evaluation_stops_and_says_why(tmp_path, cartpole_zip):
+    pytest.importorskip("rl_zoo3")
+    result = rl_zoo_train(tmp_path, "CartPoleLongPole-v1", "logs", source=cartpole_zip, eval_freq=-1)
+    assert result.returncode != 0
+    assert "an EvalCallback with a log_path. With rl-zoo3, evaluate during training: --eval-freq N" in result.stderr

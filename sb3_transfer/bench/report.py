@@ -71,7 +71,13 @@ def summarise(suite: Suite, out: Path, n_bootstrap: int = 2000) -> dict[str, Any
                 row[f"poi_{name}"] = {"value": probability_of_improvement(x, y), "low": low, "high": high}
             row["forgetting"] = _forgetting(cell, n_bootstrap)
             rows[method.name] = row
-        pairs[pair.name] = {"target": pair.target_env, "source": pair.source_env, "methods": rows}
+        pairs[pair.name] = {
+            "target": pair.target_env,
+            "source": pair.source_env,
+            "threshold": pair.threshold,
+            "budget": pair.target_steps,
+            "methods": rows,
+        }
         holds = {m.name: run_warm_start(cell_runs(suite, pair, m)[0]) for m in suite.methods}
         pairs[pair.name]["warm_start"] = {name: hold for name, hold in holds.items() if hold}
 
@@ -196,10 +202,28 @@ def _ci(cell: dict[str, float], digits: int = 1) -> str:
     return f"{cell['iqm']:.{digits}f} [{cell['low']:.{digits}f}, {cell['high']:.{digits}f}]"
 
 
+#: What the tables' statistics and marks mean, for ``report.md`` (and the terminal, which points to it).
+LEGEND = (
+    "**IQM**: the interquartile mean over seeds, the mean of the middle half of the runs (with n runs, floor(n/4) cut "
+    "from each end: with 3 seeds, the mean of all three), robust to one odd seed (rliable, Agarwal et al. 2021). "
+    "[low, high] is its 95% stratified-bootstrap confidence interval (CI).",
+    "**jumpstart**: the first evaluation (timestep 0, before any update) minus scratch's (its mean over seeds). **AUC**: "
+    "the mean score over training. **final**: the mean of the last 3 evaluations. **dip**: how far a run falls below "
+    "its first evaluation.",
+    "**Censored**: a run that never reaches the threshold within its budget has the budget as its time to threshold, "
+    "a lower bound of its true time. When censored runs fall in an IQM's middle half, the ratio to scratch is only a "
+    "bound: `<=0.53` at most (scratch's time is censored), `>=1.36` at least (the method's is), `?1.00` unknown "
+    "(both are).",
+    "**P(> scratch)**: the probability that a run of the method ends above a run of scratch (0.5: no difference).",
+    "**plots/**: per pair, each method's IQM over seeds at each evaluation, with its bootstrap 95% band.",
+)
+
+
 def markdown(summary: dict[str, Any]) -> str:
     """The summary as Markdown tables."""
     lines = [f"# Benchmark suite `{summary['suite']}`", "", f"Seeds: {summary['seeds']}. IQM [95% stratified-bootstrap CI]."]
     lines += ["", "Methods: " + "; ".join(f"`{k}`: {v}" for k, v in summary["methods"].items())]
+    lines += ["", "How to read the tables:", "", *(f"- {item}" for item in LEGEND)]
     for name, pair in summary["pairs"].items():
         lines += ["", f"## {name}: {pair['source']} -> {pair['target']}", ""]
         if pair.get("warm_start"):
@@ -232,6 +256,103 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Columns of the terminal summary.
+WIDTH = 100
+
+
+def terminal_summary(summary: dict[str, Any], report: Path | str = "report.md") -> list[str]:
+    """
+    The suite's verdicts for a terminal, from its summary (:func:`summarise`): per pair, a line on scratch, then one
+    line per transfer method with the benchmark's four targets in words (each one missed says why), then how to read
+    them; every line fits :data:`WIDTH` columns (a long verdict goes on over an indented line).
+
+    :param summary: The summary (``summary.json``).
+    :param report: The Markdown report, for the pointer to its tables and legend.
+    :return: The lines.
+    """
+    scratch = next(iter(summary["methods"]))
+    untrained = set(summary.get("untrained", []))
+    n = len(summary["seeds"])
+    lines = [f"Verdicts against {scratch}, IQM over {n} seeds:"]
+    for name, pair in summary["pairs"].items():
+        base = pair["methods"][scratch]
+        threshold = _number(pair["threshold"]) if "threshold" in pair else "the threshold"  # summaries made before it
+        ttt = base["time_to_threshold"]
+        reach = (
+            f"misses {threshold} in {ttt['censored']}/{n} seeds"
+            if ttt["censored"]
+            else f"reaches {threshold} in {_number(ttt['iqm'])} steps"
+        )
+        header = f"{name}: {pair['source']} -> {pair['target']}; {scratch} {reach}, ends at {_number(base['final']['iqm'])}"
+        lines += _wrapped(header, indent="    ")
+        width = max(len(m) for m in pair["methods"])
+        for method, row in pair["methods"].items():
+            if method == scratch:
+                continue
+            verdict = _untrained_verdict(row) if method in untrained else _verdict(row, base, threshold, n)
+            lines += _wrapped(f"  {method:<{width}}  {verdict}", indent=" " * (width + 4))
+    legend = (
+        "IQM: the mean of the middle half of the seeds. A run that never reaches the threshold is censored (its time is "
+        "the budget), so a ratio is then a bound: <= (scratch censored), >= (the method), ? (both). Targets: a "
+        "jumpstart above 0, a third of scratch's steps, no dip below the start, not worse than scratch."
+    )
+    lines += ["", *_wrapped(legend, indent=""), f"Tables, CIs and how to read them: {report}"]
+    return lines
+
+
+def _verdict(row: dict[str, Any], base: dict[str, Any], threshold: str, n: int) -> str:
+    """A trained method's four targets, in words: each met one said briefly, each missed one with its reason."""
+    jump = row["jumpstart"]
+    parts = [
+        f"starts {_number(jump['iqm'], sign=True)}"
+        if jump["low"] > 0
+        else f"no clear jumpstart ({_number(jump['iqm'], sign=True)}, CI reaches 0)"
+    ]
+    ratio, bound = row["time_to_threshold_ratio"], row["time_to_threshold_ratio_bound"]
+    missed, base_missed = row["time_to_threshold"]["censored"], base["time_to_threshold"]["censored"]
+    steps = f"reaches {threshold} in {bound}{ratio:.2f}x scratch's steps"
+    if bound == "?":
+        parts.append(f"time to {threshold} unknown (it misses it {missed}/{n}, scratch {base_missed}/{n})")
+    elif bound == ">=":
+        parts.append(f"slower to {threshold} ({bound}{ratio:.2f}x; misses it {missed}/{n})")
+    elif ratio <= 1 / 3:
+        parts.append(steps)
+    elif bound == "<=":
+        parts.append(f"{steps} (a bound: scratch misses it {base_missed}/{n})")
+    else:
+        parts.append(f"{steps} (not within 1/3)")
+    parts.append("keeps its start" if row["forgetting"]["held"] else f"forgets (dip {_number(row['dip']['iqm'])})")
+    final, base_final = _number(row["final"]["iqm"]), _number(base["final"]["iqm"])
+    worse = row["poi_final"]["high"] < 0.5
+    parts.append(f"ends worse ({final} vs {base_final})" if worse else f"ends at {final}")
+    return "; ".join(parts)
+
+
+def _untrained_verdict(row: dict[str, Any]) -> str:
+    """A method that never trains: what the adapted policy scores as it is (its dips are evaluation noise)."""
+    return (
+        f"never trains: starts {_number(row['jumpstart']['iqm'], sign=True)}, scores {_number(row['final']['iqm'])} "
+        "(its curve is evaluation noise)"
+    )
+
+
+def _number(x: float, sign: bool = False) -> str:
+    """A score or step count as a terminal line shows it: whole above 10, one decimal below."""
+    text = f"{x:+.1f}" if sign else f"{x:.1f}"
+    if abs(x) >= 10:
+        text = f"{x:+.0f}" if sign else f"{x:.0f}"
+    return text
+
+
+def _wrapped(line: str, indent: str) -> list[str]:
+    """A line cut at ``; `` (else at spaces) into lines of at most :data:`WIDTH` columns, continued at ``indent``."""
+    import textwrap
+
+    if len(line) <= WIDTH:
+        return [line]
+    return textwrap.wrap(line, WIDTH, subsequent_indent=indent, break_on_hyphens=False)
+
+
 def write_report(suite: Suite, out: Path, command: str, seconds: float) -> dict[str, Any]:
     """Write ``summary.json``, ``report.md`` and a PNG per pair into ``out``; return the summary."""
     summary = summarise(suite, out)
@@ -256,7 +377,9 @@ def write_report(suite: Suite, out: Path, command: str, seconds: float) -> dict[
                 curves,
                 out / "plots" / f"{pair.name}.png",
                 threshold=pair.threshold,
-                title=f"{pair.source_env} -> {pair.target_env}",
+                title=f"{pair.source_env} -> {pair.target_env} (dots: first evaluation)",
+                statistic=iqm,  # the tables' statistic
+                statistic_name="IQM",
             )
     except TransferError as e:  # figures are optional (matplotlib): the tables stand without them
         (out / "plots.txt").write_text(f"no figures: {e}\n")

@@ -32,6 +32,8 @@ from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, cast
 
+from tqdm import tqdm
+
 from sb3_transfer.bench.suites import Method, Pair, Suite
 from sb3_transfer.errors import OutputError, OutputInUseError, TransferConfigError
 
@@ -504,8 +506,11 @@ class _Pool:
     def submit(self, key: Any, fn: Callable, *args: Any) -> None:
         self.pending[self.executor.submit(_timed, fn, *args)] = key
 
-    def next_done(self) -> tuple[Any, Any]:
-        done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+    def next_done(self, timeout: float | None = None) -> tuple[Any, Any] | None:
+        """The next finished job's key and result; ``None`` when none finished within ``timeout`` seconds."""
+        done, _ = wait(self.pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        if not done:
+            return None
         future = next(iter(done))
         return self.pending.pop(future), future.result()
 
@@ -547,9 +552,12 @@ class _Ray:
             refs.append(arg)
         self.pending[self.timed.remote(fn, *refs)] = key
 
-    def next_done(self) -> tuple[Any, Any]:
-        (done,), _ = self.ray.wait(list(self.pending), num_returns=1)
-        return self.pending.pop(done), self.ray.get(done)
+    def next_done(self, timeout: float | None = None) -> tuple[Any, Any] | None:
+        """The next finished task's key and result; ``None`` when none finished within ``timeout`` seconds."""
+        ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=timeout)
+        if not ready:
+            return None
+        return self.pending.pop(ready[0]), self.ray.get(ready[0])
 
     def cancel_waiting(self) -> None:
         """Cancel the pending tasks (Ray does not tell which have started)."""
@@ -685,6 +693,7 @@ def run_suite(
     workers: int = 2,
     log: Callable[[str], None] = print,
     ray_address: str | None = None,
+    progress: bool | tqdm = False,
 ) -> list[Run]:
     """
     Run every cell of a suite that has no result yet. One suite runs in a folder at a time (:func:`lock_folder`); on
@@ -693,15 +702,25 @@ def run_suite(
     :param suite: The suite.
     :param out: Output folder (sources cache, runs).
     :param workers: Processes of the local pool (without ``ray_address``).
-    :param log: Progress messages.
+    :param log: Progress messages: what the suite has to do, then a line per finished job (without a bar).
     :param ray_address: Dispatch the runs to a Ray cluster instead: ``"auto"`` (the cluster this machine belongs to),
         ``"local"`` (a new instance on this machine), or an address such as ``"ray://head:10001"``. A Ray instance
         already initialised in this process is used as it is. The cluster's nodes need ``sb3-transfer`` installed;
         results come back to this process, so no shared file system is needed.
+    :param progress: ``True``: a tqdm bar over the runs to go, its clock ticking while the source agents train; it
+        replaces the line per finished job. A ``tqdm`` bar: that one (given total ``None`` and shown before this
+        module was imported, it shows from the first second; the caller closes it). ``False``: none.
     :return: All runs of the suite.
     """
-    with lock_folder(out):
-        return _run_suite(suite, Path(out), workers, log, ray_address)
+    own = progress is True
+    # A tqdm bar has no truth value until it has a total: tested by its type.
+    bar = tqdm(unit="run", dynamic_ncols=True) if own else progress if isinstance(progress, tqdm) else None
+    try:
+        with lock_folder(out):
+            return _run_suite(suite, Path(out), workers, _Progress(log, bar), ray_address)
+    finally:
+        if own and bar is not None:
+            bar.close()
 
 
 def _resolve_cells(runs: list[Run]) -> dict[str, tuple[dict, int]]:
@@ -713,7 +732,52 @@ def _resolve_cells(runs: list[Run]) -> dict[str, tuple[dict, int]]:
     return {r.key: per_cell[r.pair.name, r.method.name] for r in runs}
 
 
-def _run_suite(suite: Suite, out: Path, workers: int, log: Callable[[str], None], ray_address: str | None) -> list[Run]:
+class _Progress:
+    """
+    What a running suite tells: with a tqdm bar, the bar (runs done, the last one, the clock) and the few lines that
+    matter above it; without, a line per finished job.
+    """
+
+    #: Seconds between two redraws of the bar's clock while no job finishes (a source agent takes a minute).
+    TICK = 1.0
+
+    def __init__(self, log: Callable[[str], None], bar: tqdm | None) -> None:
+        self.log, self.bar = log, bar
+        self.timeout = self.TICK if bar is not None else None  # without a bar, wait for the next job as long as it takes
+
+    def say(self, message: str) -> None:
+        """A line that is always said (above the bar)."""
+        if self.bar is None:
+            self.log(message)
+        else:
+            with self.bar.external_write_mode():
+                self.log(message)
+
+    def start(self, name: str, n_todo: int, n_sources: int) -> None:
+        if self.bar is not None:
+            self.bar.total = n_todo
+            self.sources(name, 0, n_sources)
+
+    def sources(self, name: str, done: int, n_sources: int) -> None:
+        if self.bar is not None:
+            training = f", training source agents {done}/{n_sources}" if done < n_sources else ""
+            self.bar.set_description_str(f"suite {name}{training}", refresh=False)
+            self.bar.refresh()
+
+    def job(self, line: str, key: str | None = None) -> None:
+        """A finished job: the bar moves on (a run) or redraws (a source); without a bar, its line."""
+        if self.bar is None:
+            self.log(line)
+        elif key is not None:
+            self.bar.set_postfix_str(key, refresh=False)
+            self.bar.update(1)
+
+    def tick(self) -> None:
+        if self.bar is not None:
+            self.bar.refresh()
+
+
+def _run_suite(suite: Suite, out: Path, workers: int, progress: _Progress, ray_address: str | None) -> list[Run]:
     check_methods(suite)
     check_envs(suite)
     runs = suite_runs(suite)
@@ -733,10 +797,14 @@ def _run_suite(suite: Suite, out: Path, workers: int, log: Callable[[str], None]
     started = time.time()
     times = _read_times(out)
     jobs: _Pool | _Ray = _Ray(*_start_ray(ray_address)) if ray_address else _Pool(workers)
-    log(f"suite {suite.name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to go ({jobs.where})")
+    to_train = [path for path in waiting if path not in sources]
+    progress.say(
+        f"suite {suite.name}: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to go"
+        f"{f' after {len(to_train)} source agent(s)' if to_train else ''} ({jobs.where})"
+    )
+    progress.start(suite.name, len(todo), len(to_train))
     try:
         # Sources first; runs that need nothing more go meanwhile; the rest go as their source arrives.
-        to_train = [path for path in waiting if path not in sources]
         for path in to_train:
             jobs.submit(path, train_source, waiting[path][0].pair)
         for run in todo:
@@ -748,18 +816,25 @@ def _run_suite(suite: Suite, out: Path, workers: int, log: Callable[[str], None]
         failure: Exception | None = None
         while jobs.pending:
             try:
-                key, (seconds, data) = jobs.next_done()
+                finished = jobs.next_done(progress.timeout)
             except Exception as error:
                 # Start nothing more, but keep (and write) what is already running; then report the first failure.
                 if failure is None:
                     failure = error
                     jobs.cancel_waiting()
                 continue
+            if finished is None:
+                progress.tick()
+                continue
+            key, (seconds, data) = finished
             if isinstance(key, Path):
                 _write(key, data)
                 n_sources += 1
                 _record_time(out, times, f"sources/{key.name}", seconds)
-                log(f"  source {n_sources}/{len(to_train)}: {key.name} ({seconds:.0f}s; {time.time() - started:.0f}s in all)")
+                progress.job(
+                    f"  source {n_sources}/{len(to_train)}: {key.name} ({seconds:.0f}s; {time.time() - started:.0f}s in all)"
+                )
+                progress.sources(suite.name, n_sources, len(to_train))
                 if failure is None:
                     for run in waiting[key]:
                         jobs.submit(run, execute, run, data, *resolved[run.key])
@@ -768,7 +843,8 @@ def _run_suite(suite: Suite, out: Path, workers: int, log: Callable[[str], None]
                 _write(run_path(out, key), data)
                 n_runs += 1
                 _record_time(out, times, key.key, seconds)
-                log(f"  [{n_runs}/{len(todo)}] {key.key} ({seconds:.0f}s; {time.time() - started:.0f}s in all)")
+                line = f"  [{n_runs}/{len(todo)}] {key.key} ({seconds:.0f}s; {time.time() - started:.0f}s in all)"
+                progress.job(line, key.key)
         if failure is not None:
             raise failure
     finally:

@@ -214,7 +214,9 @@ def _shrunk(pair: Pair, factor: float, eval_freq: int, episodes: int) -> Pair:
 ALL_METHODS = tuple(METHODS.values())
 
 SUITES = {
-    # The README's main job: about 10 minutes on 2 cores.
+    # The README's main job: about 2 minutes on 2 idle cores, 7 to 11 on a busy machine (measured on the project's
+    # 2-core machine: 116 s idle, benchmarks/results/README.md, quick/; 427 s and 640 s with the cores shared with
+    # other jobs, load average 6 to 7.5).
     "quick": Suite(
         "quick",
         (replace(PAIRS["cartpole-longpole"], source_steps=30_000, target_steps=15_000, eval_freq=1_500, n_eval_episodes=5),),
