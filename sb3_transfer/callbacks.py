@@ -424,6 +424,8 @@ class RecordTransfer(BaseCallback):
         report = getattr(self.model.policy, "transfer_report", None)
         if report is None or not keep_architecture(self.model):
             return  # no source, or recorded already (by TransferDQN, or an earlier learn())
+        spec = self.training_env.get_attr("spec", [0])[0]
+        report.target = f"{type(self.model).__name__} on {spec.id if spec is not None else 'its env'}"
         if self.verbose >= 1:
             print(report)
         path = self.path

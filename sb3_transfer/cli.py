@@ -66,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+#: sb3_transfer.losses.DECAYS, written out here: the command line imports torch only in the commands that need it.
+DISTILL_DECAYS = ("linear", "return", "constant")
+
+
 def _one_line(error: BaseException) -> str:
     """An error's message on one line: line breaks become spaces, other control characters (from a file?) are escaped."""
     text = " ".join(line.strip() for line in str(error).splitlines())
@@ -153,8 +157,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="output folder (default: sb3t-bench/SUITE); finished runs in it are reused")
     p.add_argument(
-        "--no-progress-bar", action="store_true", help="a line per finished run instead of a progress bar (the default "
-        "when stderr is not a terminal)"
+        "--no-progress-bar",
+        action="store_true",
+        help="a line per finished run instead of a progress bar (the default when stderr is not a terminal)",
     )
     p.set_defaults(run=_bench)
     for command in commands.choices.values():
@@ -213,6 +218,32 @@ def _transfer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--action-map", help="target:source pairs, e.g. 0:0,1:1,2:1")
     p.add_argument("--strict", action="store_true", help="fail if a selected tensor cannot be copied as is")
     p.add_argument("--trust-source", action="store_true", help="allow unpickling the source zip's metadata")
+    p.add_argument(
+        "--distill",
+        type=_nonnegative_float,
+        default=0.0,
+        metavar="LAMBDA",
+        help="distillation toward the source: its weight lambda_0 (TransferDQN's distill_coef; 0: off); needs the head",
+    )
+    p.add_argument("--distill-decay", choices=DISTILL_DECAYS, default="linear", help="how the distillation weight falls")
+    p.add_argument("--distill-temperature", type=_positive_float, default=1.0, metavar="TAU", help="softmax temperature")
+    p.add_argument(
+        "--anchor", type=_nonnegative_float, default=0.0, metavar="LAMBDA", help="L2-SP toward the transplanted weights"
+    )
+
+
+def _nonnegative_float(text: str) -> float:
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number > 0")
+    return value
 
 
 def _check_output(path: str | Path, force: bool, suffix: str = ".zip") -> Path:
@@ -415,10 +446,21 @@ def _build(args: argparse.Namespace) -> tuple[Any, str]:
         verbose=0,
         seed=args.seed,
         policy_kwargs={"freeze": args.freeze or None},
+        **_terms(args),
         **hyperparams,
     )
     print(model.transfer_report)
     return model, origin
+
+
+def _terms(args: argparse.Namespace) -> dict[str, Any]:
+    """The training-time transfer terms asked for (TransferDQN's arguments), none when none is."""
+    terms: dict[str, Any] = {}
+    if args.distill:
+        terms.update(distill_coef=args.distill, distill_decay=args.distill_decay, distill_temperature=args.distill_temperature)
+    if args.anchor:
+        terms["anchor_coef"] = args.anchor
+    return terms
 
 
 def _adapt(args: argparse.Namespace) -> int:

@@ -180,3 +180,20 @@ def test_user_errors_are_one_line_and_exit_2(source, tmp_path, capsys, args, mes
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_train_takes_the_transfer_terms(cartpole_zip, tmp_path, capsys):
+    from sb3_transfer.cli import DISTILL_DECAYS
+    from sb3_transfer.losses import DECAYS
+
+    assert set(DISTILL_DECAYS) == set(DECAYS)
+    args = ["train", str(cartpole_zip), "CartPoleWeakMotor-v1", "--steps", "300", "--eval-freq", "300"]
+    args += ["--n-eval-episodes", "1", "--log-dir", str(tmp_path), "--no-progress-bar", "--warm-start", "0"]
+    assert main([*args, "--distill", "2", "--distill-decay", "constant", "--anchor", "0.5"]) == 0
+    run = next((tmp_path / "dqn").iterdir())
+    from sb3_transfer import TransferDQN
+
+    model = TransferDQN.load(run / "CartPoleWeakMotor-v1.zip", device="cpu")
+    assert (model.distill_coef, model.distill_decay, model.anchor_coef) == (2.0, "constant", 0.5)
+    with pytest.raises(SystemExit):
+        main([*args, "--anchor", "-1"])

@@ -73,6 +73,7 @@ def test_rl_zoo_trains_transfer_and_scratch_twin_apart_with_the_jumpstart(tmp_pa
     assert "Transfer report: " in transfer.stdout and f"RecordTransfer: wrote {report_path}" in transfer.stdout
     report = json.loads(report_path.read_text())
     assert report["transfer"] == ["trunk.0", "trunk.1", "head"] and report["counts"]["copied"] == 6
+    assert report["target"] == "DQN on CartPoleLongPole-v1"
     assert "Transfer report" not in scratch.stdout and not (runs["scratch"] / "transfer_report.json").exists()
     for run in (transfer, scratch):
         assert "EvaluateAtStart: " in run.stdout and "episodes at timestep 0, before any update" in run.stdout
