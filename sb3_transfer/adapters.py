@@ -83,7 +83,7 @@ class ModuleExtractor(BaseFeaturesExtractor):
     def __init__(self, observation_space: spaces.Space, module: nn.Module, features_dim: int | None = None) -> None:
         module = copy.deepcopy(module)
         if is_image_space(observation_space, check_channels=False):
-            _match_first_conv_channels(module, observation_space.shape[0])
+            _match_first_conv_channels(module, observation_space.shape[0])  # type: ignore[index]  # an image space
         if features_dim is None:
             features_dim = _probe_output_dim(module, observation_space)
         super().__init__(observation_space, features_dim)
@@ -117,7 +117,7 @@ def _match_first_conv_channels(module: nn.Module, channels: int) -> None:
     )
     with th.no_grad():
         new_conv.weight.copy_(adapt_conv_channels(conv.weight, channels))
-        if conv.bias is not None:
+        if conv.bias is not None and new_conv.bias is not None:
             new_conv.bias.copy_(conv.bias)
     setattr(parent, attr, new_conv)
 

@@ -46,8 +46,8 @@ from sb3_transfer.transplant import TransferReport
 
 try:  # SB3 >= 2.7 (where get_linear_fn is deprecated)
     from stable_baselines3.common.utils import LinearSchedule
-except ImportError:  # pragma: no cover  (SB3 < 2.7)
-    LinearSchedule = None
+except ImportError:  # pragma: no cover  # SB3 < 2.7
+    LinearSchedule = None  # type: ignore[assignment,misc]
 
 #: Episodes whose mean return stands for the teacher's (the first ones of training) and the student's (the latest)
 #: in the ``"return"`` decay of the distillation weight.
@@ -257,7 +257,7 @@ _TERMS_DOC = """
         transplanted parameters. 0 (the default) turns it off."""
 
 
-class TransferDQN(_ExplorationAfterTransfer, DQN):
+class TransferDQN(_ExplorationAfterTransfer, DQN):  # type: ignore[misc]  # the mixins type the attributes loosely
     __doc__ = (
         """
     SB3's ``DQN`` for a pretrained start: ``TransferDQN("MlpPolicy", env, policy_kwargs=dict(pretrained="source.zip"))``.
@@ -294,7 +294,7 @@ class TransferDQN(_ExplorationAfterTransfer, DQN):
         **kwargs: Any,
     ) -> None:
         self._set_transfer_terms(distill_coef, distill_temperature, distill_decay, distill_fraction, anchor_coef)
-        super().__init__(*args, exploration_initial_eps=exploration_initial_eps, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, exploration_initial_eps=exploration_initial_eps, **kwargs)  # type: ignore[arg-type,misc]
 
     def _td_loss(self, replay_data: Any, batch_size: int) -> _Batch:
         # DQN's loss as SB3's DQN.train computes it (the n-step discounts of SB3 >= 2.8 included).
@@ -311,7 +311,7 @@ class TransferDQN(_ExplorationAfterTransfer, DQN):
         return output
 
 
-class TransferQRDQN(_ExplorationAfterTransfer, QRDQN):
+class TransferQRDQN(_ExplorationAfterTransfer, QRDQN):  # type: ignore[misc]  # the mixins type the attributes loosely
     __doc__ = (
         """
     sb3-contrib's ``QRDQN`` for a pretrained start; see :class:`TransferDQN`. Distillation uses each action's value,
@@ -342,7 +342,7 @@ class TransferQRDQN(_ExplorationAfterTransfer, QRDQN):
         **kwargs: Any,
     ) -> None:
         self._set_transfer_terms(distill_coef, distill_temperature, distill_decay, distill_fraction, anchor_coef)
-        super().__init__(*args, exploration_initial_eps=exploration_initial_eps, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, exploration_initial_eps=exploration_initial_eps, **kwargs)  # type: ignore[arg-type,misc]
 
     def _td_loss(self, replay_data: Any, batch_size: int) -> _Batch:
         # QR-DQN's loss as sb3-contrib's QRDQN.train computes it.

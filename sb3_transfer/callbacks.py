@@ -91,7 +91,7 @@ def scaled_warm_start(
     elif TrainFrequencyUnit(unit) == TrainFrequencyUnit.EPISODE:
         return steps
     else:  # a rollout is train_freq steps of each env
-        draws = batch_size * gradient_steps / (int(frequency) * n_envs)
+        draws = batch_size * gradient_steps / (int(cast(int, frequency)) * n_envs)
     return round(steps * draws / WARM_START_DRAWS)
 
 
@@ -352,7 +352,8 @@ class PolicyWarmStart(TransferCallback):
             if self.offline_steps and not self.offline_done:
                 self.offline_done = True
                 self._announce("learns offline from the pretrained policy's buffer for", [f"{self.offline_steps} steps"])
-                self.model.train(gradient_steps=self.offline_steps, batch_size=self.model.batch_size)
+                model = cast(OffPolicyAlgorithm, self.model)
+                model.train(gradient_steps=self.offline_steps, batch_size=model.batch_size)
         else:
             self.policy.hold_learning()
         super()._on_rollout_end()
@@ -417,13 +418,16 @@ class RecordTransfer(BaseCallback):
             raise TransferConfigError("RecordTransfer: give path= or beside_evaluations=True, not both.")
         self.path = path
         self.beside_evaluations = beside_evaluations
+        self._recorded: Any = None  # the model whose transfer was recorded
 
     def _on_training_start(self) -> None:
         # At the start of training, not when learn() hands the callback its model: the run's callbacks (and so its
         # folder) are known only then; no model is saved before it.
         report = getattr(self.model.policy, "transfer_report", None)
-        if report is None or not keep_architecture(self.model):
-            return  # no source, or recorded already (by TransferDQN, or an earlier learn())
+        if report is None or self._recorded is self.model:
+            return  # no source, or recorded at an earlier learn()
+        self._recorded = self.model
+        keep_architecture(self.model)  # TransferDQN has done so already
         spec = self.training_env.get_attr("spec", [0])[0]
         report.target = f"{type(self.model).__name__} on {spec.id if spec is not None else 'its env'}"
         if self.verbose >= 1:

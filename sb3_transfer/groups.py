@@ -126,13 +126,13 @@ class PolicyLayout:
             if part.kind == EXTRACTOR:
                 inner = getattr(module, "extractor", None)
                 if isinstance(getattr(module, ADAPTER, None), nn.Linear) and isinstance(inner, nn.Module):
-                    modules[part.prefix + ADAPTER], modules[part.prefix + FEATURES] = module.adapter, inner
+                    modules[part.prefix + ADAPTER], modules[part.prefix + FEATURES] = getattr(module, ADAPTER), inner
                 else:
                     modules[part.prefix + FEATURES] = module
             elif part.kind == MLP:
                 names = [name for name, _ in module.named_parameters()]
                 for group, _, name in _part_groups(part, [f"{part.path}.{n}" for n in names]):
-                    modules.setdefault(group, module[int(name[len(part.path) + 1 :].split(".")[0])])
+                    modules.setdefault(group, module.get_submodule(name[len(part.path) + 1 :].split(".")[0]))
             else:
                 modules[part.prefix + HEAD] = module
         return modules

@@ -65,7 +65,8 @@ class TransferPolicyMixin:
         self._lr_scale_patterns = _check_lr_scale(lr_scale)
         self._hold = _NO_HOLD
         resolved: dict[str, Any] = {k: v for k, v in arch.items() if v is not None}
-        network, notes = None, []
+        network: SourceNetwork | None = None
+        notes: list[str] = []
         if pretrained is not None:
             try:
                 network = read_source(pretrained, trust_source=trust_source)

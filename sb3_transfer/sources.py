@@ -599,7 +599,7 @@ def _check_pickle(stream: IO[bytes], label: str, what: str) -> None:
     start = stream.tell()
     capped = _CappedReads(stream, label, what, MAX_PICKLE_BYTES, "MAX_PICKLE_BYTES")
     try:
-        for _opcode, _arg, position in pickletools.genops(capped):
+        for _opcode, _arg, position in pickletools.genops(capped):  # type: ignore[arg-type]  # it reads like a file
             if position is not None and position - start > MAX_PICKLE_BYTES:
                 raise InvalidSourceError(
                     f"{label}: {what} is longer than {MAX_PICKLE_BYTES} bytes "
@@ -634,7 +634,7 @@ def _zip_metadata(data: dict[str, Any], trust_source: bool, label: str) -> dict[
         "policy_module": module,
         "policy_class_name": class_name,
         "policy_kwargs": policy_kwargs if isinstance(policy_kwargs, dict) else {},
-        "n_actions": int(n_actions) if re.fullmatch(r"[0-9]{1,9}", str(n_actions)) else None,
+        "n_actions": int(str(n_actions)) if re.fullmatch(r"[0-9]{1,9}", str(n_actions)) else None,
         "action_space_type": action_space.get(":type:", "") if isinstance(action_space, dict) else "",
     }
 

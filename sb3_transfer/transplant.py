@@ -302,7 +302,7 @@ def transplant(
     new_state = dict(target_state)
     for group in all_groups:
         src, tgt = source_groups.get(group, {}), target_names.get(group, {})
-        decisions = {}
+        decisions: dict[str, tuple[th.Tensor | None, str, str]] = {}
         for local in [*tgt, *(name for name in src if name not in tgt)]:
             if local not in tgt:
                 decisions[local] = (None, DROPPED, "no counterpart in the target network")

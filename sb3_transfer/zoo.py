@@ -1,4 +1,12 @@
-"""rl-baselines3-zoo's tuned hyperparameters, when rl-zoo3 is installed (``pip install 'sb3-transfer[zoo]'``)."""
+"""rl-baselines3-zoo's tuned hyperparameters, when rl-zoo3 is installed (``pip install 'sb3-transfer[zoo]'``), and
+rl-zoo3's training with the Transfer algorithms.
+
+``python -m sb3_transfer.zoo ARGS`` is ``python -m rl_zoo3.train ARGS`` with :class:`~sb3_transfer.TransferDQN` and
+:class:`~sb3_transfer.TransferQRDQN` among rl-zoo3's algorithms as ``transfer_dqn`` and ``transfer_qrdqn``: rl-zoo3's
+own training (``rl_zoo3.train.train``), whose YAML can then set the transfer terms (``distill_coef``, ``anchor_coef``...)
+that only the Transfer algorithms take, and whose runs go to ``logs/transfer_dqn/`` beside the scratch runs of
+``--algo dqn``. With SB3's own ``dqn``, a YAML's Transfer policy still transplants (``zoo_configs/dqn.yml``).
+"""
 
 from __future__ import annotations
 
@@ -43,3 +51,31 @@ def zoo_hyperparams(algo: str, env_id: str) -> tuple[dict[str, Any], int | None,
         kwargs["policy_kwargs"] = eval(kwargs["policy_kwargs"], {"__builtins__": {}, "dict": dict, "nn": nn})
     n_timesteps = int(entry["n_timesteps"]) if "n_timesteps" in entry else None
     return kwargs, n_timesteps, f"rl-zoo3's tuned {algo} hyperparameters for {key}"
+
+
+#: The Transfer algorithms, by the names rl-zoo3's ``--algo`` takes.
+ZOO_ALGOS = {"transfer_dqn": "TransferDQN", "transfer_qrdqn": "TransferQRDQN"}
+
+
+def train(argv: list[str] | None = None) -> None:
+    """
+    Run rl-zoo3's training (``rl_zoo3.train.train``) with the Transfer algorithms among its ``--algo`` choices.
+
+    :param argv: The arguments (default: ``sys.argv[1:]``), as ``python -m rl_zoo3.train`` takes them.
+    """
+    import sys
+
+    from rl_zoo3 import train as zoo_train
+    from rl_zoo3.utils import ALGOS
+
+    from sb3_transfer import algorithms
+
+    # rl-zoo3 offers no hook for other algorithms: its table is extended here, in this process only.
+    ALGOS.update({name: getattr(algorithms, cls) for name, cls in ZOO_ALGOS.items()})
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    zoo_train.train()
+
+
+if __name__ == "__main__":
+    train()

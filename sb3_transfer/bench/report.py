@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from functools import partial
 import platform
 from importlib.metadata import version
 from pathlib import Path
@@ -42,6 +44,11 @@ def run_measures(suite: Suite, out: Path) -> dict[str, dict[str, dict[str, list]
         for cell in table[pair.name].values():
             cell["jumpstart"] = [f - scratch_first for f in cell["first"]]
     return table
+
+
+def _split_poi(strata: Sequence[np.ndarray], k: int) -> float:
+    """The aggregate probability of improvement of the first ``k`` strata over the others."""
+    return aggregate_poi(strata[:k], strata[k:])
 
 
 def summarise(suite: Suite, out: Path, n_bootstrap: int = 2000) -> dict[str, Any]:
@@ -96,7 +103,7 @@ def summarise(suite: Suite, out: Path, n_bootstrap: int = 2000) -> dict[str, Any
             entry[f"{name}_normalised"] = {"iqm": iqm(np.concatenate(strata)), "low": low, "high": high}
             xs, ys = strata, normalised(scratch, name)
             k = len(xs)
-            low, high = stratified_bootstrap_ci([*xs, *ys], lambda s, k=k: aggregate_poi(s[:k], s[k:]), n_bootstrap)
+            low, high = stratified_bootstrap_ci([*xs, *ys], partial(_split_poi, k=k), n_bootstrap)
             entry[f"poi_{name}"] = {"value": aggregate_poi(xs, ys), "low": low, "high": high}
         aggregate[method.name] = entry
     return {
