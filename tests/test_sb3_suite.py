@@ -115,3 +115,16 @@ def test_sb3_and_contrib_suites_pass_with_our_policies(tmp_path):
     cmd = [sys.executable, str(SUITE / "run.py"), "--tests", str(folder), "--workdir", str(tmp_path)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=_env())
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_verdicts():
+    """WORSE only where SB3's own policies passed every run; a test SB3's own also fail at times is flaky."""
+    run = _load("run")
+    passed, failed = run.Outcome("passed"), run.Outcome("failed", "assert 0")
+    comparison = run.Comparison(
+        sb3={"same": [passed], "worse": [passed] * 3, "flaky": [passed, failed, failed], "better": [failed] * 3},
+        ours={"same": [passed], "worse": [passed, failed, passed], "flaky": [failed] * 3, "better": [passed] * 3},
+    )
+    assert comparison.differing() == ["worse", "flaky", "better"]
+    assert comparison.regressions() == ["worse"]
+    assert comparison.flaky() == ["flaky"]
