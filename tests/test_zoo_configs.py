@@ -107,3 +107,33 @@ def test_rl_zoo_without_evaluation_stops_and_says_why(tmp_path, cartpole_zip):
     result = rl_zoo_train(tmp_path, "CartPoleLongPole-v1", "logs", source=cartpole_zip, eval_freq=-1)
     assert result.returncode != 0
     assert "an EvalCallback with a log_path. With rl-zoo3, evaluate during training: --eval-freq N" in result.stderr
+
+
+def test_rl_zoo_trains_a_transfer_algorithm_with_its_terms(tmp_path, cartpole_zip):
+    pytest.importorskip("rl_zoo3")
+    config = {
+        "CartPoleLongPole-v1": {
+            "n_timesteps": 400,
+            "policy": "MlpPolicy",  # TransferDQN's alias: the Transfer policy
+            "learning_starts": 100,
+            "buffer_size": 1000,
+            "policy_kwargs": f"dict(pretrained='{cartpole_zip}', transfer='all')",
+            "distill_coef": 1.0,
+            "distill_decay": "return",
+            "anchor_coef": 0.1,
+            "callback": [{"sb3_transfer.callbacks.RecordTransfer": {"beside_evaluations": True}}],
+        }
+    }
+    (tmp_path / "transfer_dqn.yml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "sb3_transfer.zoo", "--algo", "transfer_dqn", "--env", "CartPoleLongPole-v1"]
+    command += ["--gym-packages", "sb3_transfer", "-conf", str(tmp_path / "transfer_dqn.yml"), "-n", "400"]
+    command += ["--eval-freq", "200", "--eval-episodes", "1", "-f", str(tmp_path / "logs"), "--seed", "0", "--device", "cpu"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "logs" / "transfer_dqn" / "CartPoleLongPole-v1_1"  # apart from rl-zoo3's own dqn runs
+    assert (run / "transfer_report.json").exists()
+    from sb3_transfer import TransferDQN
+
+    model = TransferDQN.load(run / "CartPoleLongPole-v1.zip", device="cpu")
+    assert (model.distill_coef, model.distill_decay, model.anchor_coef) == (1.0, "return", 0.1)
+    assert model.teacher is not None and "pretrained" not in model.policy_kwargs

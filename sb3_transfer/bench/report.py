@@ -112,6 +112,7 @@ def summarise(suite: Suite, out: Path, n_bootstrap: int = 2000) -> dict[str, Any
         "source_seeds": list(suite.source_seeds),
         "methods": {m.name: m.description for m in suite.methods},
         "untrained": [m.name for m in suite.methods if not m.train],
+        "default_method": suite.default_method,
         "pairs": pairs,
         "aggregate": aggregate,
         "runs": measures,
@@ -228,7 +229,14 @@ LEGEND = (
 
 def markdown(summary: dict[str, Any]) -> str:
     """The summary as Markdown tables."""
-    lines = [f"# Benchmark suite `{summary['suite']}`", "", f"Seeds: {summary['seeds']}. IQM [95% stratified-bootstrap CI]."]
+    seeds = f"Seeds: {summary['seeds']}"
+    if len(summary.get("source_seeds") or []) > 1:
+        seeds += (
+            f" of the target runs, each from the source agents of seeds {summary['source_seeds']} (scratch: as many seeds)"
+        )
+    lines = [f"# Benchmark suite `{summary['suite']}`", "", f"{seeds}. IQM [95% stratified-bootstrap CI]."]
+    if summary.get("default_method"):
+        lines += ["", f"Default method: `{summary['default_method']}` (the reading in benchmarks/results/README.md says why)."]
     lines += ["", "Methods: " + "; ".join(f"`{k}`: {v}" for k, v in summary["methods"].items())]
     lines += ["", "How to read the tables:", "", *(f"- {item}" for item in LEGEND)]
     for name, pair in summary["pairs"].items():
