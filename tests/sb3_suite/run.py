@@ -29,8 +29,8 @@ or run. A test that SB3's own policies also failed in some run is reported as fl
 count: its outcome depends on something else (SB3's ``test_fps_logger`` asserts at least 100 steps per second against a
 1 ms sleep, which a loaded machine misses with either policy).
 
-``--quick`` runs a few files that cover building, training, saving and loading each policy kind (about a third of the
-tests) instead of all of them.
+``--quick`` runs only the files that build, train, save and load each policy kind in a few seconds a test (63 of the
+106 tests at 2.9.2, a quarter of the time: about 5 minutes instead of 20 on 2 shared cores).
 """
 
 from __future__ import annotations
