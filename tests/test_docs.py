@@ -74,9 +74,23 @@ def blocks(path: Path) -> list[Block]:
 
 
 def commands(block: Block) -> list[str]:
-    """The shell commands of a bash block: lines continued with a backslash joined, comments and blank lines left out."""
-    joined = re.sub(r"\\\n\s*", " ", block.code)
-    return [line.strip() for line in joined.splitlines() if line.strip() and not line.strip().startswith("#")]
+    """
+    The shell commands of a bash block: lines continued with a backslash joined, comments and blank lines left out; a
+    here-document (``<<'EOF'`` to ``EOF``) stays with its command.
+    """
+    lines = re.sub(r"[ \t]*\\\n\s*", " ", block.code).splitlines()
+    found, i = [], 0
+    while i < len(lines):
+        line = lines[i].strip()
+        i += 1
+        if not line or line.startswith("#"):
+            continue
+        heredoc = re.search(r"<<-?\s*(['\"]?)(\w+)\1", line)
+        if heredoc:
+            end = next(j for j in range(i, len(lines)) if lines[j].strip() == heredoc[2])
+            line, i = "\n".join([line, *lines[i : end + 1]]), end + 1
+        found.append(line)
+    return found
 
 
 def lowered(command: str) -> str:
@@ -188,3 +202,5 @@ def test_lowering_and_the_setup_commands():
         "sb3-transfer bench --suite quick"
     )
     assert shlex.split(runnable("sb3-transfer inspect a.zip")) == ["sb3-transfer", "inspect", "a.zip"]
+    block = Block(ROOT, 1, "bash", "cat > a.yml <<'EOF'\nkey: 1\nEOF\n# a comment\npython -m x \\\n    -n 50000\n", False)
+    assert commands(block) == ["cat > a.yml <<'EOF'\nkey: 1\nEOF", "python -m x -n 50000"]
