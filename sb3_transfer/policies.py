@@ -4,6 +4,7 @@ scale the learning rate of each group."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -27,6 +28,8 @@ TRANSFER_ONLY_KWARGS = ("pretrained", "transfer", "action_map", "strict", "trust
 _NO_HOLD, _PENDING, _ACTIVE = "none", "pending", "active"
 # The schedule's learning rate of a param group while a step runs with the group's factors applied.
 _BASE = "lr_base"
+# The keys of a param group that sb3-transfer adds.
+_OURS = ("group", "lr_scale", "lr_warmup", "frozen")
 
 
 class TransferPolicyMixin:
@@ -218,6 +221,7 @@ class TransferPolicyMixin:
         optimizer = self.optimizer_class(param_groups, lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
         optimizer.register_step_pre_hook(self._apply_lr_factors)
         optimizer.register_step_post_hook(self._remove_lr_factors)
+        optimizer.register_load_state_dict_pre_hook(self._regroup_single_group_state)
         optimizer.register_load_state_dict_post_hook(self._after_optimizer_load)
         return optimizer
 
@@ -297,6 +301,34 @@ class TransferPolicyMixin:
         }
 
     # --- saving -------------------------------------------------------------------------------------------------------
+
+    def _regroup_single_group_state(self, optimizer: th.optim.Optimizer, state_dict: dict[str, Any]) -> dict[str, Any] | None:
+        """
+        An optimizer state saved with SB3's own policy (one param group over the online network, in its parameters()
+        order), loaded into this one (a param group per layer group): the same per-parameter state, regrouped. A state
+        that also lists the target network's parameters (DQN models saved with SB3 < 2.4) keeps the online entries,
+        with SB3's own warning.
+        """
+        saved = state_dict["param_groups"]
+        if len(saved) != 1 or "group" in saved[0] or len(optimizer.param_groups) == 1:
+            return None
+        online, _ = layout_of(self).targets[0]  # type: ignore[arg-type]
+        order = {id(p): i for i, p in enumerate(self.get_submodule(online).parameters())}  # type: ignore[attr-defined]
+        ids = saved[0]["params"]
+        if len(ids) == 2 * len(order):
+            ids = ids[: len(order)]
+            warnings.warn(
+                "You are probably loading a DQN model saved with SB3 < 2.4.0: the optimizer state's entries of the target "
+                "network are dropped (save the model again to avoid this warning)."
+            )
+        elif len(ids) != len(order):
+            return None  # torch's own error follows, naming the mismatch
+        hyper = {k: v for k, v in saved[0].items() if k != "params"}
+        groups = [
+            {**hyper, **{k: group[k] for k in _OURS if k in group}, "params": [ids[order[id(p)]] for p in group["params"]]}
+            for group in optimizer.param_groups
+        ]
+        return {"state": {k: v for k, v in state_dict["state"].items() if k in set(ids)}, "param_groups": groups}
 
     def _after_optimizer_load(self, optimizer: th.optim.Optimizer) -> None:
         for group in optimizer.param_groups:

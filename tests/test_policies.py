@@ -1,3 +1,4 @@
+import contextlib
 import importlib
 
 import numpy as np
@@ -261,3 +262,21 @@ def test_with_sb3s_own_algorithm_the_source_is_read_again_on_load(cartpole_zip, 
     source.unlink()
     with pytest.raises(SourceNotFoundError, match="TransferDQN"):
         DQN.load(tmp_path / "tuned.zip", device="cpu")
+
+
+@pytest.mark.parametrize("with_targets", [False, True], ids=["sb3", "sb3-before-2.4"])
+def test_an_optimizer_state_saved_with_sb3s_policy_loads_into_a_transfer_policy(tmp_path, with_targets):
+    sb3 = DQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]), seed=1, **FAST)
+    if with_targets:  # as SB3 < 2.4 saved DQN: the target network's parameters in the optimizer too
+        sb3.policy.optimizer = th.optim.Adam(sb3.policy.parameters(), lr=1e-3)
+    sb3.learn(40)
+    sb3.save(tmp_path / "sb3.zip")
+    context = pytest.warns(UserWarning, match="SB3 < 2.4") if with_targets else contextlib.nullcontext()
+    with context:
+        ours = DQN.load(tmp_path / "sb3.zip", custom_objects={"policy_class": TransferDQNPolicy}, device="cpu")
+    assert [g["group"] for g in ours.policy.optimizer.param_groups] == ["trunk.0", "head"]
+    expected = sb3.policy.optimizer.state_dict()["state"]
+    got = ours.policy.optimizer.state_dict()["state"]
+    assert len(got) == 4 and all(th.equal(got[i]["exp_avg"], expected[i]["exp_avg"]) for i in got)
+    ours.set_env(make_vec_env("CartPole-v1"))
+    ours.learn(20)
