@@ -1,8 +1,9 @@
 """The plugin's own cost, measured as ratios in one process (the machines are shared and noisy).
 
-1. Training throughput of ``TransferDQNPolicy`` (nothing frozen) against SB3's own policy, pair by pair of the
-   ``standard`` benchmark suite: the target task with the pair's hyperparameters and policy, the same seed, run after
-   run in alternating order; the median over rounds of (SB3 time / our time) is the pair's throughput ratio.
+1. Training throughput of the Transfer policies (nothing frozen) against SB3's own policy of the same alias, pair
+   by pair of the ``standard`` benchmark suite: the target task with the pair's hyperparameters and policy, the
+   same seed, run after run in alternating order; the median over rounds of (SB3 time / our time) is the pair's
+   throughput ratio.
 2. The gradient-step speed-up of a frozen CNN features extractor against an unfrozen one (same network, same batch).
 
     python benchmarks/overhead.py --rounds 5 --out benchmarks/results/overhead.md
@@ -20,7 +21,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
 
-from sb3_transfer import TransferDQNPolicy
+from sb3_transfer import TransferDQN, TransferDQNCnnPolicy
 from sb3_transfer.bench.runner import pair_hyperparams
 from sb3_transfer.bench.suites import SUITES, Pair
 
@@ -62,7 +63,8 @@ def throughput_ratios(rounds: int) -> dict[str, list[float]]:
     for pair in SUITES["standard"].pairs:
         ratios[pair.name] = []
         for r in range(rounds):
-            order = [pair.policy, TransferDQNPolicy] if r % 2 == 0 else [TransferDQNPolicy, pair.policy]
+            ours = TransferDQN.policy_aliases[pair.policy]  # the Transfer policy of the same meaning
+            order = [pair.policy, ours] if r % 2 == 0 else [ours, pair.policy]
             times = {p if isinstance(p, str) else "ours": timed_learn(pair, p, seed=r) for p in order}
             ratios[pair.name].append(times[pair.policy] / times["ours"])
         print(pair.name, [f"{x:.3f}" for x in ratios[pair.name]], flush=True)
@@ -70,7 +72,7 @@ def throughput_ratios(rounds: int) -> dict[str, list[float]]:
 
 
 def frozen_cnn_speedup(rounds: int, steps: int = 30) -> list[float]:
-    model = DQN(TransferDQNPolicy, ImageEnv(), device="cpu", verbose=0, learning_starts=0, batch_size=32, buffer_size=2000)
+    model = DQN(TransferDQNCnnPolicy, ImageEnv(), device="cpu", verbose=0, learning_starts=0, batch_size=32, buffer_size=2000)
     model.learn(200)  # fill the buffer
     speedups = []
     for _ in range(rounds):
@@ -96,7 +98,7 @@ def main() -> None:
     speedups = frozen_cnn_speedup(args.rounds)
     lines = ["# Plugin overhead", "", f"`python benchmarks/overhead.py --rounds {args.rounds}`, torch on 1 thread.", ""]
     lines += [
-        "Training throughput, TransferDQNPolicy (nothing frozen) / SB3's policy, on each pair's target task with its "
+        "Training throughput, the Transfer policy (nothing frozen) / SB3's policy, on each pair's target task with its "
         "hyperparameters (ratio > 1: ours is faster):",
         "",
         "| pair | ratio, median [min, max] over rounds |",
