@@ -231,12 +231,15 @@ class TransferPolicyMixin:
     def _apply_lr_factors(self, optimizer: th.optim.Optimizer, args: Any, kwargs: Any) -> None:
         hold = self._hold_factor()
         for group in optimizer.param_groups:
-            group[_BASE] = base = group["lr"]
-            group["lr"] = base * group.get("lr_scale", 1.0) * group.get("lr_warmup", 1.0) * hold
+            scale, warmup = group.get("lr_scale", 1.0), group.get("lr_warmup", 1.0)
+            if scale * warmup * hold != 1.0:  # (a group at factor 1 is left as SB3 set it: this runs at every step)
+                group[_BASE] = base = group["lr"]
+                group["lr"] = base * scale * warmup * hold
 
     def _remove_lr_factors(self, optimizer: th.optim.Optimizer, args: Any, kwargs: Any) -> None:
         for group in optimizer.param_groups:
-            group["lr"] = group.pop(_BASE, group["lr"])
+            if _BASE in group:
+                group["lr"] = group.pop(_BASE)
 
     def set_lr_scale(self, lr_scale: Mapping[str, float]) -> None:
         """
