@@ -13,7 +13,9 @@ headers declare. Each limit is a module constant, named in the error it raises, 
 - no single read of a zip's structure exceeds ``MAX_DIRECTORY_BYTES`` (its directory takes ~60 bytes a member);
 - members are decompressed 64 KiB at a time and stopped at their limit: ``data`` at ``MAX_DATA_BYTES`` and
   ``MAX_JSON_ITEMS`` (a parsed JSON item costs up to ~25 times its text), ``_stable_baselines3_version`` at
-  ``MAX_VERSION_BYTES``, ``policy.pth`` at ``MAX_WEIGHTS_BYTES``; only stored and deflated members are read;
+  ``MAX_VERSION_BYTES``, ``policy.pth`` at ``MAX_WEIGHTS_BYTES``; only stored and deflated members are read, and a
+  deflated one (or record) may unpack to at most ``MAX_INFLATION`` times its compressed size past
+  ``MIN_INFLATION_BYTES`` (weights barely compress; a bomb does);
 - ``policy.pth``, itself a zip in PyTorch's format, is unpacked the same way record by record (``MAX_WEIGHTS_BYTES``
   in all, ``MAX_PICKLE_BYTES`` for the pickle that describes the tensors, which is checked to be a well-formed pickle
   before PyTorch reads it) and packed again uncompressed, so that PyTorch allocates exactly the bytes read here;
@@ -23,12 +25,13 @@ headers declare. Each limit is a module constant, named in the error it raises, 
   with the tensor shapes is refused; strings from the file are shown escaped and cut at ``MAX_STRING_CHARS``.
 
 Peak memory: let ``W`` be the larger of ``policy.pth``'s size and what its records unpack to, at most
-``MAX_WEIGHTS_BYTES`` (for a zip as SB3 writes it, the size of the online and target networks' tensors). Reading a zip
+``MAX_WEIGHTS_BYTES`` (for a zip as SB3 writes it, the size of the online and target networks' tensors; for deflated
+records, at most ``MAX_INFLATION`` times their compressed size or ``MIN_INFLATION_BYTES``). Reading a zip
 takes at most about ``2 W`` (``policy.pth`` and its records while unpacking; the records and the tensors loaded from
 them next), plus its ``data`` member (at most ``MAX_DATA_BYTES``; about twice its size while parsed, as
 ``MAX_JSON_ITEMS`` keeps its objects few) and up to ~80 MB of objects built from a pickle of ``MAX_PICKLE_BYTES``.
-Measured (``benchmarks/results/reader_memory.md``): 196 MB to read a DQN whose ``policy.pth`` is 98 MB; 2.05 GB for a
-2.6 MB file whose record inflates to 2.5 GiB, refused at ``MAX_WEIGHTS_BYTES``; at most 80 MB for every other crafted file.
+Measured (``benchmarks/results/reader_memory.md``): 196 MB to read a DQN whose ``policy.pth`` is 98 MB; 67 MB for a
+2.6 MB file whose record inflates to 2.5 GiB, refused at ``MIN_INFLATION_BYTES``; at most 80 MB for every crafted file.
 """
 
 from __future__ import annotations
@@ -79,6 +82,11 @@ MAX_JSON_ITEMS = 100_000
 MAX_VERSION_BYTES = 1024
 #: ``policy.pth``, and the records it unpacks to in all.
 MAX_WEIGHTS_BYTES = 2 * 2**30
+#: How many times its compressed size a member or record may unpack to, past ``MIN_INFLATION_BYTES``. Weights barely
+#: compress (deflate saves ~8% on float32 weights), so a record that inflates 1000-fold is a bomb, not a network.
+MAX_INFLATION = 20
+#: What any member or record may unpack to whatever its compressed size (small files of zeros are fine).
+MIN_INFLATION_BYTES = 64 * 2**20
 #: The pickle in ``policy.pth`` that describes its tensors: ~150 bytes a tensor.
 MAX_PICKLE_BYTES = 2**20
 #: Any single read of a zip's structure: its central directory (~60 bytes a member; SB3 writes 6 members). At least
@@ -417,8 +425,26 @@ def _copy(source: IO[bytes], sink: IO[bytes], limit: int, too_large: str) -> int
     return total
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, limit: int, label: str, limit_name: str) -> io.BytesIO:
-    """A zip member, decompressed within ``limit`` bytes whatever its header declares."""
+def _inflation_limit(compressed: int, limit: int, too_large: str, what: str) -> tuple[int, str]:
+    """
+    The bytes a member or record of ``compressed`` bytes may unpack to: ``limit``, or less where ``MAX_INFLATION``
+    bounds it; and the message that says which limit it passed.
+    """
+    bound = max(MIN_INFLATION_BYTES, MAX_INFLATION * compressed)
+    if bound >= limit:
+        return limit, too_large
+    return bound, (
+        f"{what} unpacks to more than {MAX_INFLATION} times its compressed size of "
+        f"{compressed} bytes (sb3_transfer.sources.MAX_INFLATION, past MIN_INFLATION_BYTES): a decompression bomb, "
+        "not weights; refused."
+    )
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, limit: int, label: str, limit_name: str, file_size: int) -> io.BytesIO:
+    """
+    A zip member, decompressed within ``limit`` bytes (and ``MAX_INFLATION`` times its compressed size) whatever its
+    header declares. ``file_size``, the zip's size, bounds the compressed size a header may claim.
+    """
     info = archive.getinfo(name)
     too_large = (
         f"{label}: its '{_clean(name)}' member unpacks to more than {limit} bytes "
@@ -431,6 +457,9 @@ def _read_member(archive: zipfile.ZipFile, name: str, limit: int, label: str, li
         )
     if info.file_size > limit:  # a true header is refused at once; a false one is caught while decompressing
         raise InvalidSourceError(too_large)
+    if info.compress_type == zipfile.ZIP_DEFLATED:
+        compressed = min(info.compress_size, file_size)
+        limit, too_large = _inflation_limit(compressed, limit, too_large, f"{label}: its '{_clean(name)}' member")
     buffer = io.BytesIO()
     with archive.open(info) as member:
         _copy(member, buffer, limit, too_large)
@@ -442,6 +471,7 @@ def _read_members(file: IO[bytes], label: str) -> dict[str, io.BytesIO]:
     """The members of an SB3 zip that are read: ``data``, ``policy.pth`` and ``_stable_baselines3_version``."""
     try:
         head = file.read(30 + 1024)
+        file_size = file.seek(0, os.SEEK_END)
         file.seek(0)
         if not zipfile.is_zipfile(file) and not head.startswith(b"PK\x03\x04"):
             raise InvalidSourceError(f"Pretrained source {label} is not a zip archive (SB3 models are saved as .zip files).")
@@ -465,7 +495,7 @@ def _read_members(file: IO[bytes], label: str) -> dict[str, io.BytesIO]:
                 "_stable_baselines3_version": (MAX_VERSION_BYTES, "MAX_VERSION_BYTES"),
             }
             return {
-                name: _read_member(archive, name, limit, label, limit_name)
+                name: _read_member(archive, name, limit, label, limit_name, file_size)
                 for name, (limit, limit_name) in limits.items()
                 if name in members
             }
@@ -578,6 +608,9 @@ def _repack_torch_zip(weights: io.BytesIO, label: str) -> io.BytesIO:
                 else f"{label}: policy.pth's records unpack to more than {MAX_WEIGHTS_BYTES} bytes in all "
                 f"(sb3_transfer.sources.MAX_WEIGHTS_BYTES); refused at record '{name}'."
             )
+            if record.compress_type == zipfile.ZIP_DEFLATED:
+                what = f"{label}: policy.pth's record '{name}'"
+                limit, too_large = _inflation_limit(record.compress_size, limit, too_large, what)
             with archive.open(record) as source, out.open(record.filename, "w", force_zip64=True) as sink:
                 if pickled:
                     pickle_bytes = io.BytesIO()

@@ -164,6 +164,51 @@ def test_deflated_record_inside_policy_pth_is_stopped_at_the_limit(cartpole_zip,
     assert peak < 12 * MiB  # policy.pth, its records up to the limit, and one chunk
 
 
+@pytest.mark.parametrize("inner", [True, False])
+def test_inflation_out_of_proportion_is_refused_early(cartpole_zip, tmp_path, monkeypatch, inner):
+    # 32 MiB of zeros deflated to 32 kB, inside policy.pth (a record) or as policy.pth itself (the SB3 zip's member):
+    # stopped at MAX_INFLATION times the compressed size, far below MAX_WEIGHTS_BYTES.
+    monkeypatch.setattr(sources, "MIN_INFLATION_BYTES", 256 * 2**10)
+    with zipfile.ZipFile(cartpole_zip) as archive:
+        weights = archive.read("policy.pth")
+    if inner:
+        path = rewrite_zip(
+            cartpole_zip, tmp_path / "bomb.zip", **{"policy.pth": rezip(weights, zeros={"archive/data/99": 32 * MiB})}
+        )
+    else:
+        out = io.BytesIO()
+        with zipfile.ZipFile(cartpole_zip) as zin, zipfile.ZipFile(out, "w") as zout:
+            for name in zin.namelist():
+                if name != "policy.pth":
+                    zout.writestr(name, zin.read(name))
+            add_zeros(zout, "policy.pth", 32 * MiB)
+        path = tmp_path / "bomb.zip"
+        path.write_bytes(out.getvalue())
+    error, peak = peak_python_memory(lambda: read_source(path))
+    assert isinstance(error, InvalidSourceError) and "MAX_INFLATION" in str(error) and "bomb" in str(error), error
+    assert peak < 4 * MiB
+
+
+def test_deflated_weights_in_proportion_are_read(cartpole_zip, tmp_path, monkeypatch):
+    # The same model with every member and record deflated: real weights compress little, so nothing is refused even
+    # with the floor at 0.
+    monkeypatch.setattr(sources, "MIN_INFLATION_BYTES", 0)
+    with zipfile.ZipFile(cartpole_zip) as zin:
+        members = {name: zin.read(name) for name in zin.namelist()}
+    inner = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(members["policy.pth"])) as zin, zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info))
+    members["policy.pth"] = inner.getvalue()
+    path = tmp_path / "deflated.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name, content in members.items():
+            zout.writestr(name, content)
+    expected = read_source(cartpole_zip).tensors
+    got = read_source(path).tensors
+    assert got.keys() == expected.keys() and all(th.equal(got[k], expected[k]) for k in expected)
+
+
 def test_record_whose_header_understates_its_size_is_damaged(cartpole_zip, tmp_path):
     with zipfile.ZipFile(cartpole_zip) as archive:
         weights = rezip(archive.read("policy.pth"), zeros={"archive/data/99": 32 * MiB})
