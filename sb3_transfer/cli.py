@@ -449,7 +449,6 @@ def _build(args: argparse.Namespace) -> tuple[Any, str]:
         **_terms(args),
         **hyperparams,
     )
-    print(model.transfer_report)
     return model, origin
 
 
@@ -467,6 +466,8 @@ def _adapt(args: argparse.Namespace) -> int:
     output = _check_output(args.output, args.force)
     _check_env(args.env)
     model, origin = _build(args)
+    if model.transfer_report is not None:
+        print(model.transfer_report)
     print(f"Hyperparameters: {origin}.")
     _save_model(model, output)
     report = output.with_suffix(".report.json")
@@ -503,7 +504,7 @@ def _train(args: argparse.Namespace) -> int:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    from sb3_transfer.adapt import ALGOS
+    from sb3_transfer.adapt import ALGOS, warm_start_note
     from sb3_transfer.callbacks import GradualUnfreeze, PolicyWarmStart, TransferEvalCallback
     from sb3_transfer.metrics import load_curve
     from sb3_transfer.zoo import zoo_hyperparams
@@ -529,6 +530,12 @@ def _train(args: argparse.Namespace) -> int:
     model, origin = _build(args)
     if args.warm_start == "auto":
         schedules = schedules_for(_auto_warm_start(model))
+    report = model.transfer_report
+    if report is not None:
+        # load_and_adapt's advice to pass a PolicyWarmStart is moot when this command adds one (or was told not to).
+        advice = warm_start_note(model, report)
+        report.notes = [note for note in report.notes if note != advice]
+        print(report)
     algo = "qrdqn" if isinstance(model, ALGOS["qrdqn"]) else "dqn"
     _, n_timesteps, _ = zoo_hyperparams(algo, args.env)
     steps = args.steps or n_timesteps or 50_000

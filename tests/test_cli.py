@@ -152,6 +152,7 @@ def test_train_warm_start_auto_follows_the_models_sampling(source, tmp_path, cap
     assert main([*args, *common]) == 0
     printed = capsys.readouterr().out
     assert "holds learning (the pretrained policy acts) for 1250 timesteps at timestep 0" in printed
+    assert "pass callback=PolicyWarmStart()" not in printed  # load_and_adapt's advice: this command adds one
     # The unfreezing schedule starts at the release: its first step comes 50 timesteps after it.
     assert printed.index("unfroze") == printed.index("unfroze trunk.1 at timestep 1300")
     with pytest.raises(SystemExit):
