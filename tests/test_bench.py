@@ -511,7 +511,15 @@ def test_ctrl_c_ends_the_running_jobs_and_keeps_the_finished_ones(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ctrl_c_on_the_bench_command_says_how_to_resume_and_the_same_command_resumes(tmp_path):
     command = [sys.executable, "-m", "sb3_transfer.cli", "bench", "--suite", "micro", "--out", str(tmp_path), "--workers", "2"]
-    bench = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell without job control starts background commands with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: CI run as `bash .ci/run &` would see the command finish instead. Ctrl-C as at a terminal.
+    bench = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         for line in bench.stdout:
             if "[1/" in line:  # a run is saved, others are running
