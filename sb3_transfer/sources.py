@@ -47,7 +47,7 @@ import stat
 import struct
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -687,7 +687,7 @@ def _from_policy(policy: BasePolicy, label: str, allow_nonfinite: bool = False) 
     try:
         layout_of(policy)
     except TransferConfigError:
-        raise _unsupported(label, type(policy).__module__, policy.state_dict()) from None
+        raise _unsupported(label, type(policy).__module__, list(policy.state_dict())) from None
     meta = {
         "policy_module": type(policy).__module__,
         "policy_class_name": type(policy).__name__,
@@ -794,13 +794,15 @@ def _check_layers(groups: dict[str, dict[str, th.Tensor]], label: str) -> None:
 def _from_state_dict(
     state_dict: Mapping[str, Any], label: str, meta: dict[str, Any], allow_nonfinite: bool = False
 ) -> SourceNetwork:
-    tensors = _check_tensors(state_dict, label, allow_nonfinite)
     module = meta.get("policy_module", "")
-    found = detect_layout(tensors)
+    # Which network it is, from the names alone, first: a model of another algorithm is told so, whatever its tensors
+    # (a PPO CnnPolicy's extractor is saved under three names that share one storage, which the checks below refuse).
+    found = detect_layout(k for k, v in state_dict.items() if isinstance(k, str) and isinstance(v, th.Tensor))
     # A Q-network's own state dict (no policy prefix, e.g. policy.q_net.state_dict()) is accepted from live objects
     # only; a zip always holds a whole policy.
     if found is None or (found[1] and module):
-        raise _unsupported(label, module, tensors)
+        raise _unsupported(label, module, [k for k in state_dict if isinstance(k, str)])
+    tensors = _check_tensors(state_dict, label, allow_nonfinite)
     layout, prefix = found
     targets = tuple(f"{target}." for _, target in layout.targets)  # they follow the online networks
     tensors = {f"{prefix}{k}": v for k, v in tensors.items() if not f"{prefix}{k}".startswith(targets)}
@@ -843,7 +845,7 @@ def _from_state_dict(
     )
 
 
-def _unsupported(label: str, module: str, tensors: Mapping[str, Any]) -> InvalidSourceError:
+def _unsupported(label: str, module: str, tensors: Sequence[str]) -> InvalidSourceError:
     algo = _OTHER_ALGOS.get(module) or next(
         (v for k, v in _OTHER_KEY_HINTS.items() if any(t.startswith(k) for t in tensors)), None
     )
@@ -854,7 +856,8 @@ def _unsupported(label: str, module: str, tensors: Mapping[str, Any]) -> Invalid
         )
     return InvalidSourceError(
         f"{label} does not hold an SB3 DQN / QR-DQN Q-network (no 'q_net.q_net.*' or 'quantile_net.quantile_net.*' "
-        f"tensors; found {', '.join(list(tensors)[:5]) or 'none'}). To use a plain encoder, pass the nn.Module itself."
+        f"tensors; found {', '.join(_clean(t, 80) for t in tensors[:5]) or 'none'}). To use a plain encoder, pass the "
+        "nn.Module itself."
     )
 
 

@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 import torch as th
-from conftest import MLP_KWARGS, TinyImageEnv, make_model, q_values, sample_batch
+from conftest import CNN_KWARGS, MLP_KWARGS, TinyImageEnv, make_model, q_values, sample_batch
 from sb3_contrib import QRDQN
 from stable_baselines3 import DQN, PPO, SAC
 from torch import nn
@@ -112,8 +112,10 @@ def test_data_that_is_not_json(cartpole_zip, tmp_path):
     [
         (lambda: PPO("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]), n_steps=64, batch_size=64), "PPO / A2C"),
         (lambda: SAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]), buffer_size=100), "SAC"),
+        # Its extractor is saved under three names sharing one storage: named as PPO, not refused as aliased tensors.
+        (lambda: PPO("CnnPolicy", TinyImageEnv(), policy_kwargs=CNN_KWARGS, n_steps=8, batch_size=8), "PPO / A2C"),
     ],
-    ids=["ppo", "sac"],
+    ids=["ppo", "sac", "ppo-cnn"],
 )
 def test_unsupported_algorithms_are_named(make, match, tmp_path):
     make().save(tmp_path / "other.zip")
