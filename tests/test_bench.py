@@ -138,6 +138,16 @@ def test_terminal_summary_fits_100_columns_and_says_why(suite):
     assert "censored" in text and "report.md" in lines[-1]
 
 
+def test_terminal_summary_counts_the_runs_of_every_source_agent():
+    summary = json.loads((RESULTS / "quick" / "summary.json").read_text())
+    summary["seeds"], summary["source_seeds"] = [0, 1, 2], [0, 1, 2]
+    for pair in summary["pairs"].values():
+        pair["methods"]["scratch"]["time_to_threshold"]["censored"] = 8
+    text = " ".join(" ".join(terminal_summary(summary)).split())
+    assert "IQM over 9 runs per cell (3 target seeds x 3 source agents):" in text
+    assert "in 8/9 runs, ends at" in text
+
+
 def test_bench_command_errors(capsys):
     assert main(["bench", "--suite", "huge"]) == 2
     assert "choose one of quick, standard, micro" in capsys.readouterr().err

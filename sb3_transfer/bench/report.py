@@ -287,14 +287,21 @@ def terminal_summary(summary: dict[str, Any], report: Path | str = "report.md") 
     """
     scratch = next(iter(summary["methods"]))
     untrained = set(summary.get("untrained", []))
-    n = len(summary["seeds"])
-    lines = [f"Verdicts against {scratch}, IQM over {n} seeds:"]
+    # Runs per cell (cell_runs): each target seed from each source agent; scratch has as many.
+    n_sources = len(summary.get("source_seeds") or []) or 1
+    n = len(summary["seeds"]) * n_sources
+    over = (
+        f"{n} runs per cell ({len(summary['seeds'])} target seeds x {n_sources} source agents)"
+        if n_sources > 1
+        else f"{n} seeds"
+    )
+    lines = [f"Verdicts against {scratch}, IQM over {over}:"]
     for name, pair in summary["pairs"].items():
         base = pair["methods"][scratch]
         threshold = _number(pair["threshold"]) if "threshold" in pair else "the threshold"  # summaries made before it
         ttt = base["time_to_threshold"]
         reach = (
-            f"misses {threshold} in {ttt['censored']}/{n} seeds"
+            f"misses {threshold} in {ttt['censored']}/{n} runs"
             if ttt["censored"]
             else f"reaches {threshold} in {_number(ttt['iqm'])} steps"
         )
