@@ -425,11 +425,15 @@ def _copy(source: IO[bytes], sink: IO[bytes], limit: int, too_large: str) -> int
     return total
 
 
-def _inflation_limit(compressed: int, limit: int, too_large: str, what: str) -> tuple[int, str]:
+def _inflation_limit(info: zipfile.ZipInfo, held: int, limit: int, too_large: str, what: str) -> tuple[int, str]:
     """
-    The bytes a member or record of ``compressed`` bytes may unpack to: ``limit``, or less where ``MAX_INFLATION``
-    bounds it; and the message that says which limit it passed.
+    The bytes a member or record may unpack to: ``limit``, or for a deflated one less where ``MAX_INFLATION`` bounds
+    it; and the message that says which limit it passed. ``held``, the bytes of its archive, bounds the compressed
+    size its header may claim.
     """
+    if info.compress_type != zipfile.ZIP_DEFLATED:  # stored: it unpacks to what it holds
+        return limit, too_large
+    compressed = min(info.compress_size, held)
     bound = max(MIN_INFLATION_BYTES, MAX_INFLATION * compressed)
     if bound >= limit:
         return limit, too_large
@@ -457,9 +461,7 @@ def _read_member(archive: zipfile.ZipFile, name: str, limit: int, label: str, li
         )
     if info.file_size > limit:  # a true header is refused at once; a false one is caught while decompressing
         raise InvalidSourceError(too_large)
-    if info.compress_type == zipfile.ZIP_DEFLATED:
-        compressed = min(info.compress_size, file_size)
-        limit, too_large = _inflation_limit(compressed, limit, too_large, f"{label}: its '{_clean(name)}' member")
+    limit, too_large = _inflation_limit(info, file_size, limit, too_large, f"{label}: its '{_clean(name)}' member")
     buffer = io.BytesIO()
     with archive.open(info) as member:
         _copy(member, buffer, limit, too_large)
@@ -608,9 +610,7 @@ def _repack_torch_zip(weights: io.BytesIO, label: str) -> io.BytesIO:
                 else f"{label}: policy.pth's records unpack to more than {MAX_WEIGHTS_BYTES} bytes in all "
                 f"(sb3_transfer.sources.MAX_WEIGHTS_BYTES); refused at record '{name}'."
             )
-            if record.compress_type == zipfile.ZIP_DEFLATED:
-                what = f"{label}: policy.pth's record '{name}'"
-                limit, too_large = _inflation_limit(record.compress_size, limit, too_large, what)
+            limit, too_large = _inflation_limit(record, size, limit, too_large, f"{label}: policy.pth's record '{name}'")
             with archive.open(record) as source, out.open(record.filename, "w", force_zip64=True) as sink:
                 if pickled:
                     pickle_bytes = io.BytesIO()
