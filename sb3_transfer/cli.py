@@ -28,7 +28,8 @@ from sb3_transfer.errors import (
     TransferError,
 )
 
-#: The algorithms' names, as ``sb3_transfer.adapt.ALGOS`` has them (that module imports torch).
+#: The algorithms the command line trains, named as in ``sb3_transfer.adapt.ALGOS`` (that module imports torch); the
+#: actor-critic ones are Python-only until their fine-tuning defaults are measured.
 ALGO_NAMES = ("dqn", "qrdqn")
 
 

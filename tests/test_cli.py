@@ -31,7 +31,7 @@ def test_the_command_starts_without_torch():
     # --help and the benchmark's progress bar come before torch and SB3 are imported (seconds on a busy machine).
     code = "import sys, sb3_transfer.cli; print(sorted({'torch', 'stable_baselines3'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
-    assert ALGO_NAMES == tuple(sorted(ALGOS))
+    assert set(ALGO_NAMES) <= set(ALGOS)
 
 
 def test_pretrain_refuses_to_overwrite_without_force(source, capsys):
