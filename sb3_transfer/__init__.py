@@ -53,6 +53,10 @@ _LAZY = {
     "TransferReport": "sb3_transfer.transplant",
     "TransferRow": "sb3_transfer.transplant",
     "transplant": "sb3_transfer.transplant",
+    "VecNormalizeStats": "sb3_transfer.vecnormalize",
+    "apply_vecnormalize": "sb3_transfer.vecnormalize",
+    "read_vecnormalize": "sb3_transfer.vecnormalize",
+    "wrap_vecnormalize": "sb3_transfer.vecnormalize",
 }
 
 __all__ = [
@@ -89,10 +93,14 @@ __all__ = [
     "TransferRow",
     "UnsafeSourceError",
     "UnsupportedSourceError",
+    "VecNormalizeStats",
     "__version__",
+    "apply_vecnormalize",
     "load_and_adapt",
     "read_source",
+    "read_vecnormalize",
     "transplant",
+    "wrap_vecnormalize",
 ]
 
 if _TYPE_CHECKING:
@@ -115,6 +123,7 @@ if _TYPE_CHECKING:
     )
     from sb3_transfer.sources import SourceNetwork, read_source
     from sb3_transfer.transplant import TransferReport, TransferRow, transplant
+    from sb3_transfer.vecnormalize import VecNormalizeStats, apply_vecnormalize, read_vecnormalize, wrap_vecnormalize
 
 
 def __getattr__(name: str) -> _Any:

@@ -365,10 +365,13 @@ def _clean(text: Any, limit: int | None = None) -> str:
     return shown if len(text) <= limit else f"{shown}... ({len(text)} characters)"
 
 
-def _find_file(path: Path) -> Path:
-    """The source file: ``path``, or ``path.zip`` when only that exists (as SB3's ``load`` finds it)."""
+def _find_file(path: Path, what: str = "Pretrained source", suffix: str | None = ".zip") -> Path:
+    """
+    The source file: ``path``, or ``path`` + ``suffix`` when only that exists (as SB3's ``load`` finds a zip).
+    ``what`` names the file in errors.
+    """
     label = f"'{_clean(path, 4 * MAX_STRING_CHARS)}'"
-    candidates = [path, path.with_name(path.name + ".zip")] if path.name else [path]
+    candidates = [path, path.with_name(path.name + suffix)] if path.name and suffix else [path]
     for candidate in candidates:
         try:
             os.stat(candidate)
@@ -376,23 +379,28 @@ def _find_file(path: Path) -> Path:
         except (FileNotFoundError, NotADirectoryError):
             continue
         except (OSError, ValueError) as e:  # a path too long, with a NUL byte, unreadable folder...
-            raise InvalidSourceError(f"Pretrained source {label} cannot be read: {_clean(e)}.") from e
-    raise SourceNotFoundError(f"Pretrained source {label} does not exist.")
+            raise InvalidSourceError(f"{what} {label} cannot be read: {_clean(e)}.") from e
+    raise SourceNotFoundError(f"{what} {label} does not exist.")
 
 
-def _open_regular_file(path: Path, label: str) -> IO[bytes]:
-    """The file opened for reading, after checking it is a regular file: a FIFO or a device could be read forever."""
-    not_regular = f"Pretrained source {label} is not a regular file (a pipe, socket or device); give an SB3 .zip file."
+def _open_regular_file(
+    path: Path, label: str, what: str = "Pretrained source", expected: str = "an SB3 .zip file"
+) -> IO[bytes]:
+    """
+    The file opened for reading, after checking it is a regular file: a FIFO or a device could be read forever.
+    ``what`` names the file in errors, ``expected`` says what it should be.
+    """
+    not_regular = f"{what} {label} is not a regular file (a pipe, socket or device); give {expected}."
     try:
         mode = os.stat(path).st_mode
         if stat.S_ISDIR(mode):
-            raise InvalidSourceError(f"Pretrained source {label} is a directory, not an SB3 .zip file.")
+            raise InvalidSourceError(f"{what} {label} is a directory, not {expected}.")
         if not stat.S_ISREG(mode):
             raise InvalidSourceError(not_regular)
         # Non-blocking, so that a file swapped for a FIFO since the check cannot block open(); fstat tells the truth.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as e:
-        raise InvalidSourceError(f"Pretrained source {label} cannot be opened: {_clean(e)}.") from e
+        raise InvalidSourceError(f"{what} {label} cannot be opened: {_clean(e)}.") from e
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise InvalidSourceError(not_regular)
