@@ -3,7 +3,9 @@ A2C, MaskablePPO)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -13,7 +15,7 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.preprocessing import is_image_space
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from sb3_transfer.algorithms import (
     BuiltFromSourceMixin,
@@ -24,10 +26,11 @@ from sb3_transfer.algorithms import (
     TransferQRDQN,
 )
 from sb3_transfer.callbacks import warm_start_steps
-from sb3_transfer.errors import IncompatibleSpaceError, TransferConfigError
+from sb3_transfer.errors import IncompatibleSpaceError, SourceNotFoundError, TransferConfigError
 from sb3_transfer.groups import HEAD
 from sb3_transfer.sources import SourceNetwork, read_source
 from sb3_transfer.transplant import TransferReport
+from sb3_transfer.vecnormalize import VecNormalizeStats, read_vecnormalize, wrap_vecnormalize
 
 #: The algorithms ``load_and_adapt`` builds, by name.
 ALGOS: dict[str, type[BaseAlgorithm]] = {
@@ -53,6 +56,7 @@ def load_and_adapt(
     action_map: Mapping[int, int] | None = None,
     strict: bool = False,
     trust_source: bool = False,
+    vecnormalize: str | os.PathLike | bool | VecNormalizeStats | None = None,
     verbose: int = 1,
     **model_kwargs: Any,
 ) -> Any:
@@ -83,6 +87,11 @@ def load_and_adapt(
     :param strict: Raise if any selected pretrained tensor cannot be copied as it is.
     :param trust_source: Allow unpickling the source zip's metadata (needed for custom classes). Never set it for a
         file from someone you do not trust: unpickling can run code.
+    :param vecnormalize: The source's ``VecNormalize`` statistics, to normalise the target's observations (and rewards)
+        as the source saw them: a ``vecnormalize.pkl`` path, ``True`` to take the one rl-zoo3 saves beside the source
+        zip (``vecnormalize.pkl`` in its folder, or in the folder named after it), or statistics already read by
+        :func:`~sb3_transfer.vecnormalize.read_vecnormalize`. Read without unpickling; the statistics keep updating
+        while the model trains. ``None``: no normalisation.
     :param verbose: 1 prints the transfer report (and SB3's messages), 0 is silent.
     :param model_kwargs: Passed to the algorithm's constructor (``policy_kwargs``, ``learning_rate``, ``seed``...);
         ``policy_kwargs`` may also hold ``freeze`` and ``lr_scale``.
@@ -90,12 +99,16 @@ def load_and_adapt(
     """
     network = read_source(source, trust_source=trust_source)
     algo_class = _resolve_algo(algo, network)
+    stats = _vecnormalize_stats(vecnormalize, source)
     env_name = env if isinstance(env, str) else _env_name(env)
     if isinstance(env, str):
         try:
             env = gym.make(env)
         except gym.error.Error as e:
             raise TransferConfigError(f"Cannot make the target env '{env}': {e}") from e
+    if stats is not None:
+        venv = env if isinstance(env, VecEnv) else DummyVecEnv([lambda: env])
+        env = wrap_vecnormalize(stats, venv, training=True)
     if issubclass(algo_class, _DISCRETE_ONLY) and not isinstance(env.action_space, spaces.Discrete):
         raise IncompatibleSpaceError(
             f"{_sb3_name(algo_class)} needs a Discrete action space; the target env {env_name} has {env.action_space}."
@@ -117,6 +130,12 @@ def load_and_adapt(
     note = warm_start_note(model, report)
     if note:
         report.notes.append(note)
+    if stats is not None:
+        report.notes.append(
+            f"observations{' and rewards' if stats.norm_reward else ''} are normalised with the source's VecNormalize "
+            f"statistics ({stats.source}), which keep updating while the model trains: save them with "
+            "model.get_vec_normalize_env().save(path) beside the model."
+        )
     if verbose >= 1:
         print(report)
     return model
@@ -183,6 +202,33 @@ def apply_fine_tuning_defaults(model: BaseAlgorithm, report: TransferReport, use
             "do not throw the jumpstart away",
         }
     return settings
+
+
+def _vecnormalize_stats(vecnormalize: Any, source: Any) -> VecNormalizeStats | None:
+    """The statistics ``vecnormalize=`` names (see :func:`load_and_adapt`)."""
+    if vecnormalize is None or vecnormalize is False:
+        return None
+    if isinstance(vecnormalize, VecNormalizeStats):
+        return vecnormalize
+    if vecnormalize is True:
+        if not isinstance(source, str | os.PathLike):
+            raise TransferConfigError(
+                "vecnormalize=True looks for vecnormalize.pkl beside the source zip; the source is not a path: pass the "
+                "path of the statistics instead."
+            )
+        path = Path(source)
+        candidates = [path.parent / "vecnormalize.pkl", path.parent / path.name.removesuffix(".zip") / "vecnormalize.pkl"]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise SourceNotFoundError(
+                f"vecnormalize=True: no vecnormalize.pkl beside '{path}' (looked for {', '.join(map(str, candidates))})."
+            )
+        return read_vecnormalize(found)
+    if isinstance(vecnormalize, str | os.PathLike):
+        return read_vecnormalize(vecnormalize)
+    raise TransferConfigError(
+        f"vecnormalize={vecnormalize!r}: give a path to vecnormalize.pkl, True (beside the source zip) or None."
+    )
 
 
 def _resolve_algo(algo: type[BaseAlgorithm] | str | None, network: SourceNetwork) -> type[BaseAlgorithm]:

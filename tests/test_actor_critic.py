@@ -11,9 +11,11 @@ from sb3_contrib import QRDQN, MaskablePPO
 from sb3_contrib.common.envs import InvalidActionEnvDiscrete
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from sb3_transfer import (
     InvalidSourceError,
+    SourceNotFoundError,
     TransferA2C,
     TransferActorCriticPolicy,
     TransferConfigError,
@@ -284,3 +286,25 @@ def test_layers_shared_by_actor_and_critic_are_named():
 def test_a_value_net_without_an_action_net_is_no_actor_critic():
     with pytest.raises(InvalidSourceError, match=r"does not hold an SB3 DQN / QR-DQN Q-network or an actor-critic policy"):
         read_source({"value_net.weight": th.zeros(1, 8), "value_net.bias": th.zeros(1)})
+
+
+@pytest.mark.parametrize("layout", ["beside", "zoo"])
+def test_the_sources_vecnormalize_statistics_carry_over(layout, tmp_path):
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1")]))
+    source = PPO("MlpPolicy", venv, policy_kwargs=dict(net_arch=[8]), batch_size=16, **ROLLOUT)
+    source.learn(32)  # the statistics move away from their start
+    source.save(tmp_path / "Pendulum-v1.zip")
+    folder = tmp_path if layout == "beside" else tmp_path / "Pendulum-v1"  # rl-zoo3 saves them in a folder of that name
+    folder.mkdir(exist_ok=True)
+    venv.save(folder / "vecnormalize.pkl")
+    path = tmp_path / "Pendulum-v1.zip"
+    model = load_and_adapt(path, "Pendulum-v1", transfer="all", vecnormalize=True, verbose=0, **ROLLOUT)
+    normalizer = model.get_vec_normalize_env()
+    assert isinstance(normalizer, VecNormalize) and normalizer.training
+    assert np.array_equal(normalizer.obs_rms.mean, venv.obs_rms.mean) and normalizer.obs_rms.count == venv.obs_rms.count
+    assert any("VecNormalize statistics" in note for note in model.transfer_report.notes)
+    with pytest.raises(SourceNotFoundError, match=r"VecNormalize statistics .*x\.pkl' does not exist"):
+        load_and_adapt(path, "Pendulum-v1", vecnormalize=tmp_path / "none" / "x.pkl", verbose=0)
+    (folder / "vecnormalize.pkl").unlink()
+    with pytest.raises(SourceNotFoundError, match=r"no vecnormalize\.pkl beside"):
+        load_and_adapt(path, "Pendulum-v1", vecnormalize=True, verbose=0)
