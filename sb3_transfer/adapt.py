@@ -3,6 +3,7 @@ A2C, MaskablePPO)."""
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -122,6 +123,8 @@ def load_and_adapt(
         "action_map": action_map,
         "strict": strict,
     }
+    if network.use_sde and "use_sde" not in model_kwargs and "use_sde" in inspect.signature(algo_class).parameters:
+        model_kwargs["use_sde"] = True  # the actor's exploration matrix carries over only into a gSDE actor
     model = algo_class(policy, env, policy_kwargs=policy_kwargs, verbose=verbose, **model_kwargs)
     report = model.transfer_report  # type: ignore[attr-defined]  # a BuiltFromSourceMixin's
     assert report is not None  # the policy was built from the source

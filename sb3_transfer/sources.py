@@ -232,6 +232,7 @@ class SourceNetwork:
     :param trained_with: The algorithm that trained it, when known (``"PPO"``, ``"A2C"``, ``"DQN"``...).
     :param continuous: Whether its actions are a Box: the action head is the mean, with ``log_std`` beside it.
     :param share_features_extractor: For an actor-critic: whether actor and critic share the features extractor.
+    :param use_sde: For an actor-critic with Box actions: whether it explores with gSDE (its ``log_std`` is a matrix).
     """
 
     tensors: dict[str, th.Tensor]
@@ -252,6 +253,7 @@ class SourceNetwork:
     trained_with: str | None = None
     continuous: bool = False
     share_features_extractor: bool | None = None
+    use_sde: bool = False
 
     @property
     def group_names(self) -> dict[str, dict[str, str]]:
@@ -835,26 +837,27 @@ def _is_layer(group: str) -> bool:
     return bool(re.fullmatch(r"(\w+\.)?(trunk\.\d+|head|adapter)", group))
 
 
+def _log_std_shapes(weight: th.Tensor) -> list[th.Size]:
+    """The shapes an action net's ``log_std`` may have: per output; gSDE's per latent unit and output (or 1)."""
+    outputs, latent = weight.shape
+    return [th.Size([outputs]), th.Size([latent, outputs]), th.Size([latent, 1])]
+
+
 def _check_layers(groups: dict[str, dict[str, th.Tensor]], label: str) -> None:
     """
     The adapter, trunk and head groups are Linear layers (a weight and a bias; an actor's head may hold ``log_std``
-    too, one per output), none wider than ``MAX_LAYER_SIZE``.
+    too: one per output, or gSDE's one per latent unit and output), none wider than ``MAX_LAYER_SIZE``.
     """
     for group, layer in groups.items():
         if _is_layer(group):
             weight, bias, log_std = layer.get("weight"), layer.get("bias"), layer.get("log_std")
             extra = set(layer) - {"weight", "bias", "log_std"}
-            if log_std is not None and weight is not None and log_std.dim() == 2:
-                raise UnsupportedSourceError(
-                    f"{label}: its actor uses gSDE (use_sde=True: log_std {tuple(log_std.shape)}); sb3-transfer transplants "
-                    "actors with a state-independent log_std only."
-                )
             if (
                 weight is None
                 or weight.dim() != 2
                 or extra
                 or (bias is not None and bias.shape != weight.shape[:1])
-                or (log_std is not None and log_std.shape != weight.shape[:1])
+                or (log_std is not None and log_std.shape not in _log_std_shapes(weight))
             ):
                 shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in layer.items())
                 raise InvalidSourceError(f"{label}: layer {group} is not a Linear layer's weight and bias ({shapes}).")
@@ -899,6 +902,7 @@ def _from_state_dict(
     widths = {p.rstrip("."): _widths(groups, p) for p in dict.fromkeys(part.prefix for part in layout.parts)}
     net_arch = widths[""] if list(widths) == [""] else {k: widths[k] for k in sorted(widths) if k}
     continuous = "log_std" in groups.get(layout.action_head, {})
+    use_sde = continuous and groups[layout.action_head]["log_std"].dim() == 2
     n_actions, n_quantiles = _actions_and_quantiles(int(head.shape[0]), algo, meta.get("n_actions"), kwargs, notes, label)
     activation_fn = _activation(kwargs.get("activation_fn"), notes, label, layout.activation_fn)
     share = kwargs.get("share_features_extractor")
@@ -928,6 +932,7 @@ def _from_state_dict(
         trained_with=algo if algo in SUPPORTED_ALGOS else None,
         continuous=continuous,
         share_features_extractor=share if isinstance(share, bool) and algo == "ActorCritic" else None,
+        use_sde=use_sde,
     )
 
 

@@ -328,7 +328,9 @@ def transplant(
             if local not in tgt:
                 decisions[local] = (None, DROPPED, "no counterpart in the target network")
             else:
+                # (gSDE's log_std is per latent unit and action: its rows are no actions)
                 is_head = group == layout.action_head and source_group == source.layout.action_head
+                is_head = is_head and not (local == "log_std" and target_state[tgt[local]].dim() == 2)
                 value = target_state[tgt[local]]
                 decisions[local] = _carry(group, src.get(local), value, group in selected, head if is_head else None)
         _keep_layers_whole(decisions)

@@ -263,10 +263,22 @@ def test_value_based_targets_refuse_box_actions(algo):
         load_and_adapt(source, "Pendulum-v1", algo=algo, verbose=0)
 
 
-def test_gsde_actors_are_refused():
-    source = PPO("MlpPolicy", "Pendulum-v1", use_sde=True, policy_kwargs=dict(net_arch=[8]), **ROLLOUT, batch_size=16)
-    with pytest.raises(UnsupportedSourceError, match="gSDE"):
-        read_source(source)
+@pytest.mark.parametrize("full_std", [True, False])
+def test_gsde_actors_carry_over_into_gsde_actors(full_std, tmp_path):
+    """rl-zoo3's tuned PPO for Pendulum and other continuous tasks explores with gSDE: its log_std is a matrix."""
+    kwargs = dict(net_arch=[8], full_std=full_std, log_std_init=-1.0)
+    source = PPO("MlpPolicy", "Pendulum-v1", use_sde=True, policy_kwargs=kwargs, batch_size=16, **ROLLOUT)
+    source.save(tmp_path / "source.zip")
+    assert read_source(tmp_path / "source.zip").use_sde
+    model = load_and_adapt(tmp_path / "source.zip", "Pendulum-v1", transfer="all", verbose=0, **ROLLOUT)
+    assert model.use_sde and model.transfer_report.counts()["initialised"] == 0
+    obs = observations(source)
+    for ours, theirs in zip(outputs(model, obs), outputs(source, obs), strict=True):
+        assert th.equal(ours, theirs)
+    # Into an actor without gSDE, the matrix has no place: the head's log_std starts fresh, the report says so.
+    model = load_and_adapt(tmp_path / "source.zip", "Pendulum-v1", transfer="all", use_sde=False, verbose=0, **ROLLOUT)
+    row = next(r for r in model.transfer_report.rows if r.target_name == "log_std")
+    assert row.action == "initialised" and "shape mismatch" in row.reason
 
 
 def test_layers_shared_by_actor_and_critic_are_named():
