@@ -147,8 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--suite",
         default="quick",
-        help="quick (the default: about 2 minutes on 2 idle cores, 7 to 11 on a busy machine), standard (about 75 "
-        "minutes on 2 idle cores), micro (seconds, for tests)",
+        help="quick (the default: about 2 minutes on 2 idle cores, 7 to 11 on a busy machine), standard (DQN, about 75 "
+        "minutes on 2 idle cores), ppo (PPO pairs), micro (seconds, for tests)",
     )
     p.add_argument("--workers", type=_positive_int, default=2, help="processes of the local pool")
     p.add_argument(
