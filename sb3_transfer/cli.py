@@ -426,7 +426,14 @@ def _build(args: argparse.Namespace) -> tuple[Any, str]:
     from sb3_transfer.zoo import zoo_hyperparams
 
     network = None if args.source == "scratch" else read_source(args.source, trust_source=args.trust_source)
-    algo = args.algo or (network.algo.lower() if network is not None and network.algo != "module" else "dqn")
+    trained_with = (network.trained_with or "").lower() if network is not None else ""
+    if not args.algo and network is not None and network.algo == "ActorCritic":
+        raise TransferConfigError(
+            f"{network.description} is an actor-critic model ({network.trained_with or 'PPO / A2C'}): the command line "
+            "trains DQN and QR-DQN targets only so far. Give --algo dqn to carry its extractor and hidden layers into "
+            "a DQN, or use load_and_adapt from Python for a PPO / A2C target."
+        )
+    algo = args.algo or (trained_with if trained_with in ALGO_NAMES else "dqn")
     hyperparams, _, origin = zoo_hyperparams(algo, args.env)
     if args.source == "scratch":
         policy_kwargs = {**hyperparams.pop("policy_kwargs", {}), "freeze": args.freeze or None}

@@ -193,7 +193,6 @@ _OTHER_ALGOS = {
     "stable_baselines3.td3.policies": "TD3 / DDPG",
     "sb3_contrib.tqc.policies": "TQC",
     "sb3_contrib.common.recurrent.policies": "RecurrentPPO",
-    "sb3_contrib.trpo.policies": "TRPO",
     "sb3_contrib.ars.policies": "ARS",
     "sb3_contrib.crossq.policies": "CrossQ",
 }
@@ -344,8 +343,10 @@ def read_zip(path: str | os.PathLike, trust_source: bool = False, allow_nonfinit
     state_dict = _load_weights(members.pop("policy.pth"), label, trust_source)
     meta = {**_zip_metadata(data, trust_source, label), "trusted": trust_source}
     network = _from_state_dict(state_dict, label, meta, allow_nonfinite=allow_nonfinite)
-    if network.algo == "ActorCritic":  # PPO records its clipping, A2C has none
-        network.trained_with = _ACTOR_CRITIC_ALGOS.get(meta["policy_module"]) or ("PPO" if "clip_range" in data else "A2C")
+    if network.algo == "ActorCritic":  # PPO records its clipping, TRPO its conjugate gradient steps, A2C neither
+        network.trained_with = _ACTOR_CRITIC_ALGOS.get(meta["policy_module"]) or (
+            "PPO" if "clip_range" in data else "TRPO" if "cg_max_steps" in data else "A2C"
+        )
     network.description = f"{label} ({network.trained_with or network.algo}" + (f", SB3 {version})" if version else ")")
     network.sb3_version = version
     return network
@@ -701,8 +702,10 @@ def _zip_metadata(data: dict[str, Any], trust_source: bool, label: str) -> dict[
     action_space = data.get("action_space")
     n_actions = action_space.get("n") if isinstance(action_space, dict) else None
     shape = action_space.get("_shape") if isinstance(action_space, dict) else None
-    if n_actions is None and isinstance(shape, str) and (m := re.fullmatch(r"\[([0-9]{1,9})\]", shape)):
-        n_actions = m.group(1)  # a Box of one dimension: its size is what the action head gives
+    box = isinstance(action_space, dict) and str(action_space.get(":type:", "")).endswith(".Box'>")
+    if n_actions is None and box and isinstance(shape, list | str):  # JSON: a list (SB3 2.x) or its str()
+        m = re.fullmatch(r"\[([0-9]{1,9})\]", str(shape).replace(" ", ""))
+        n_actions = m.group(1) if m else None  # a Box of one dimension: its size is what the action head gives
     return {
         "policy_module": module,
         "policy_class_name": class_name,
@@ -866,6 +869,21 @@ def _check_layers(groups: dict[str, dict[str, th.Tensor]], label: str) -> None:
                     f"{label}: layer {group} has {weight.shape[0]} units (weight {tuple(weight.shape)}), more than the "
                     f"limit of {MAX_LAYER_SIZE} (sb3_transfer.sources.MAX_LAYER_SIZE); refused."
                 )
+    # Each layer takes what the one before gives: the architecture built from these sizes holds no layer the file
+    # does not (two 65536-unit layers in a row would need their 16 GiB weight in the file too).
+    previous: dict[str, tuple[str, int]] = {}
+    for group, layer in groups.items():
+        prefix, _, last = group.rpartition(".")
+        if not _is_layer(group) or last == ADAPTER:
+            continue
+        network = prefix[: -len("trunk")].rstrip(".") if prefix.endswith("trunk") else prefix
+        weight = layer["weight"]
+        if network in previous and previous[network][1] != weight.shape[1]:
+            before, width = previous[network]
+            raise InvalidSourceError(
+                f"{label}: layer {group} takes {weight.shape[1]} inputs, but layer {before} before it gives {width}; refused."
+            )
+        previous[network] = (group, int(weight.shape[0]))
 
 
 def _from_state_dict(
@@ -878,10 +896,17 @@ def _from_state_dict(
     # A Q-network's own state dict (no policy prefix, e.g. policy.q_net.state_dict()) is accepted from live objects
     # only; a zip always holds a whole policy.
     keys = [k for k in state_dict if isinstance(k, str)]
-    if found is None or (found[1] and module) or any(k.startswith(tuple(_OTHER_KEY_HINTS)) for k in keys):
+    other = module in _OTHER_ALGOS or any(k.startswith(tuple(_OTHER_KEY_HINTS)) for k in keys)
+    if found is None or (found[1] and module) or other:
         raise _unsupported(label, module, keys)
     tensors = _check_tensors(state_dict, label, allow_nonfinite)
     layout, prefix = found
+    strays = [k for k in tensors if k.startswith(tuple(f"{path}." for path in layout.aliases))]
+    if strays:  # (exact aliases of the module they name are gone already)
+        raise InvalidSourceError(
+            f"{label}: tensor '{_clean(strays[0])}' is not the same as the module it stands for "
+            f"({', '.join(layout.aliases)} is the features_extractor in SB3); refused."
+        )
     # Target networks follow the online ones; aliases repeat another module.
     skipped = tuple(f"{path}." for path in (*(target for _, target in layout.targets), *layout.aliases))
     tensors = {f"{prefix}{k}": v for k, v in tensors.items() if not f"{prefix}{k}".startswith(skipped)}

@@ -391,11 +391,16 @@ def _source_group(group: str, source_groups: Mapping[str, Any]) -> str:
     return group
 
 
+def _layer(local: str) -> str:
+    """The layer a tensor belongs to, within its group: ``log_std`` is one of its own beside the action net."""
+    return local if local == "log_std" else local.rpartition(".")[0]
+
+
 def _keep_layers_whole(decisions: dict[str, tuple[th.Tensor | None, str, str]]) -> None:
     """A layer whose weight could not be carried keeps none of its pretrained tensors (a lone bias means nothing)."""
-    failed = {local.rpartition(".")[0] for local, (_, action, reason) in decisions.items() if reason.startswith(_MISMATCH)}
+    failed = {_layer(local) for local, (_, action, reason) in decisions.items() if reason.startswith(_MISMATCH)}
     for local, (_, action, _reason) in list(decisions.items()):
-        layer = local.rpartition(".")[0]
+        layer = _layer(local)
         if layer in failed and action in (COPIED, ADAPTED):
             decisions[local] = (
                 None,
@@ -414,6 +419,7 @@ class _Head:
         self.group = group
         self.source = source
         self.continuous = isinstance(policy.action_space, spaces.Box)
+        self.space = policy.action_space
         self.n_target = action_units(policy.action_space)
         self.mismatch = ""
         if source.algo != "module" and source.n_actions is not None and source.continuous != self.continuous:
@@ -453,6 +459,10 @@ def _carry_head(s: th.Tensor, t: th.Tensor, head: _Head) -> tuple[th.Tensor | No
     units = "action dimensions" if head.continuous else "actions"
     if head.mismatch:
         return None, INITIALISED, head.mismatch
+    if head.n_target is None:  # MultiDiscrete, MultiBinary...: rows that are no actions of one kind
+        if s.shape == t.shape:
+            return s.clone(), COPIED, "same shape"
+        return None, INITIALISED, f"new head: the target's action space ({head.space}) takes another shape"
     if head_map is None:
         return (
             None,

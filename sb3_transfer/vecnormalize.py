@@ -25,8 +25,9 @@ The file is a stranger's, so what reading it costs is bounded: only a regular fi
 ``MAX_VECNORMALIZE_BYTES`` are read, and the pickle is first walked without running it (``pickletools``) to check it is
 well formed, holds at most ``MAX_PICKLE_OPCODES`` opcodes (each builds at most one object), that no length it declares
 runs past its end and that no memo index it uses is larger than that count (CPython's unpickler sizes its memo by the
-largest index, so one ``LONG_BINPUT`` of 2**31 would allocate 16 GiB). Reading takes about three times the file's
-size plus ~100 bytes an opcode (~10 MB at the default limits).
+largest index, so one ``LONG_BINPUT`` of 2**31 would allocate 16 GiB). Each statistic is built once, from floats of 4
+bytes or more (an array that two fields name is refused: 40 keys naming one array would build 40 copies of it), so
+reading takes about three times the file's size plus ~100 bytes an opcode (~10 MB at the default limits).
 """
 
 from __future__ import annotations
@@ -286,10 +287,11 @@ class _DtypeRecord:
 class _ArrayRecord:
     """A numpy array or scalar as pickled, its bytes kept until it is checked and built by :func:`_to_array`."""
 
-    __slots__ = ("data", "dtype", "fortran", "kind", "shape")
+    __slots__ = ("built", "data", "dtype", "fortran", "kind", "shape")
 
     def __init__(self, kind: Any, shape: Any = None, dtype: Any = None, fortran: Any = False, data: Any = None) -> None:
         self.kind, self.shape, self.dtype, self.fortran, self.data = kind, shape, dtype, fortran, data
+        self.built = False
 
     def __setstate__(self, state: Any) -> None:
         # ndarray.__reduce__'s state: (version, shape, dtype, is_fortran, raw bytes); numpy < 1.0 left out the version.
@@ -451,8 +453,8 @@ def _running(recorded: Any, name: str, label: str) -> RunningStats:
     state = recorded.state
     if not isinstance(state, dict):
         raise InvalidSourceError(f"{label}: field '{name}' is damaged (its attributes are {_kind(state)}).")
-    mean = _to_array(_field(state, "mean", label, owner=name), f"{name}.mean", label, "fiu")
-    var = _to_array(_field(state, "var", label, owner=name), f"{name}.var", label, "fiu")
+    mean = _to_array(_field(state, "mean", label, owner=name), f"{name}.mean", label, "f")
+    var = _to_array(_field(state, "var", label, owner=name), f"{name}.var", label, "f")
     count = _to_float(_field(state, "count", label, owner=name), f"{name}.count", label)
     if mean.shape != var.shape:
         raise InvalidSourceError(f"{label}: field '{name}' has a mean of shape {mean.shape} but a variance of {var.shape}.")
@@ -469,13 +471,20 @@ def _running(recorded: Any, name: str, label: str) -> RunningStats:
 def _to_array(recorded: Any, name: str, label: str, kinds: str) -> np.ndarray:
     """
     A recorded numpy array built as a read-only float64 array (booleans as bool), after checking that its dtype is a
-    plain number type of ``kinds`` and that its shape is what its bytes hold: nothing is allocated for a claimed shape.
+    plain number type of ``kinds`` (floats of 4 bytes or more: what is built is at most twice the bytes read), that its
+    shape is what its bytes hold (nothing is allocated for a claimed shape) and that no other field was built from it
+    (a pickle may name one array from many places: each would be another copy).
     """
     if not (isinstance(recorded, _ArrayRecord) and recorded.kind is _NDARRAY):
         raise InvalidSourceError(f"{label}: field '{name}' is {_kind(recorded)}, not a numpy array.")
+    if recorded.built:
+        raise InvalidSourceError(
+            f"{label}: field '{name}' is the same array as another field; SB3 writes an array per statistic. Refused."
+        )
     dtype = _to_dtype(recorded.dtype, name, label)
-    if dtype.kind not in kinds:
-        raise InvalidSourceError(f"{label}: field '{name}' is an array of {dtype}, not of numbers.")
+    if dtype.kind not in kinds or (kinds == "f" and dtype.itemsize < 4):
+        expected = "floats of 4 or 8 bytes" if kinds == "f" else "numbers"
+        raise InvalidSourceError(f"{label}: field '{name}' is an array of {dtype}, not of {expected}.")
     shape, data = recorded.shape, recorded.data
     if not (isinstance(shape, tuple) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
         raise InvalidSourceError(f"{label}: field '{name}' is damaged: its shape is {_kind(shape)}.")
@@ -490,6 +499,7 @@ def _to_array(recorded: Any, name: str, label: str, kinds: str) -> np.ndarray:
     array = np.frombuffer(data, dtype).reshape(shape, order="F" if recorded.fortran is True else "C")
     array = array.astype(bool if dtype.kind == "b" else np.float64)  # a copy, in native byte order
     array.flags.writeable = False  # the dataclasses holding it are frozen
+    recorded.built = True
     return array
 
 

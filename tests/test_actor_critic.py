@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
+from sb3_transfer.callbacks import GradualUnfreeze
 from sb3_transfer import (
     InvalidSourceError,
     SourceNotFoundError,
@@ -275,10 +279,12 @@ def test_gsde_actors_carry_over_into_gsde_actors(full_std, tmp_path):
     obs = observations(source)
     for ours, theirs in zip(outputs(model, obs), outputs(source, obs), strict=True):
         assert th.equal(ours, theirs)
-    # Into an actor without gSDE, the matrix has no place: the head's log_std starts fresh, the report says so.
+    # Into an actor without gSDE, the matrix has no place: log_std starts fresh, the report says so; the mean carries.
     model = load_and_adapt(tmp_path / "source.zip", "Pendulum-v1", transfer="all", use_sde=False, verbose=0, **ROLLOUT)
-    row = next(r for r in model.transfer_report.rows if r.target_name == "log_std")
-    assert row.action == "initialised" and "shape mismatch" in row.reason
+    rows = {r.target_name: r for r in model.transfer_report.rows}
+    assert rows["log_std"].action == "initialised" and "shape mismatch" in rows["log_std"].reason
+    assert rows["action_net.weight"].action == "copied"
+    assert th.equal(model.policy.action_net.weight, source.policy.action_net.weight)
 
 
 def test_layers_shared_by_actor_and_critic_are_named():
@@ -320,3 +326,70 @@ def test_the_sources_vecnormalize_statistics_carry_over(layout, tmp_path):
     (folder / "vecnormalize.pkl").unlink()
     with pytest.raises(SourceNotFoundError, match=r"no vecnormalize\.pkl beside"):
         load_and_adapt(path, "Pendulum-v1", vecnormalize=True, verbose=0)
+
+
+def test_gradual_unfreeze_leaves_the_heads_of_an_actor_critic_learning():
+    source = make_ac(PPO, "CartPole-v1")
+    model = load_and_adapt(source, "CartPole-v1", transfer="all", verbose=0, batch_size=16, **ROLLOUT)
+    unfreeze = GradualUnfreeze(every=16)
+    model.learn(32, callback=unfreeze)
+    assert "pi.head" not in model.policy.frozen_groups() and "vf.head" not in model.policy.frozen_groups()
+    assert model.policy.frozen_groups() == ["pi.trunk.0"]  # unfrozen from the top: vf.trunk.1, vf.trunk.0, ...
+
+
+class MultiDiscreteCartPole(gym.Env):
+    """CartPole-sized observations, MultiDiscrete([3, 2]) actions."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(-1, 1, (4,), np.float32)
+        self.action_space = spaces.MultiDiscrete([3, 2])
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, False, True, {}
+
+
+def test_a_head_of_another_kind_of_action_space_carries_at_the_same_shape():
+    source = make_ac(PPO, MultiDiscreteCartPole())
+    model = load_and_adapt(source, MultiDiscreteCartPole(), transfer="all", verbose=0, **ROLLOUT)
+    assert {r.action for r in model.transfer_report.rows if r.group == "pi.head"} == {"copied"}
+    obs = observations(source)
+    with th.no_grad():
+        ours, theirs = model.policy.get_distribution(obs), source.policy.get_distribution(obs)
+        assert all(th.equal(a.probs, b.probs) for a, b in zip(ours.distribution, theirs.distribution, strict=True))
+
+
+def test_other_actor_critic_algorithms_are_named(tmp_path):
+    from sb3_contrib import TRPO, RecurrentPPO
+
+    RecurrentPPO("MlpLstmPolicy", "CartPole-v1", n_steps=16, batch_size=16, device="cpu").save(tmp_path / "rppo.zip")
+    with pytest.raises(UnsupportedSourceError, match="RecurrentPPO"):
+        read_source(tmp_path / "rppo.zip")
+    TRPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, device="cpu").save(tmp_path / "trpo.zip")
+    assert read_source(tmp_path / "trpo.zip").trained_with == "TRPO"  # its policy is PPO's: it reads as one
+
+
+def test_box_metadata_that_disagrees_with_the_head_is_refused(tmp_path):
+    make_ac(PPO, WideBox(2)).save(tmp_path / "box.zip")
+    with zipfile.ZipFile(tmp_path / "box.zip") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(members["data"])
+    data["action_space"]["_shape"] = [5]
+    members["data"] = json.dumps(data).encode()
+    with zipfile.ZipFile(tmp_path / "lying.zip", "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    with pytest.raises(InvalidSourceError, match=r"metadata says action_space\.n = 5, but its head has 2 outputs"):
+        read_source(tmp_path / "lying.zip")
+
+
+def test_layers_that_do_not_chain_are_refused():
+    """Sizes read from a file must build only layers the file holds: each takes what the one before gives."""
+    state = make_ac(PPO, "CartPole-v1", net_arch=dict(pi=[8, 8], vf=[6])).policy.state_dict()
+    state["mlp_extractor.policy_net.2.weight"] = th.zeros(8, 7)
+    message = r"layer pi\.trunk\.1 takes 7 inputs, but layer pi\.trunk\.0 before it gives 8"
+    with pytest.raises(InvalidSourceError, match=message):
+        read_source(state)

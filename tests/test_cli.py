@@ -198,3 +198,13 @@ def test_train_takes_the_transfer_terms(cartpole_zip, tmp_path, capsys):
     assert (model.distill_coef, model.distill_decay, model.anchor_coef) == (2.0, "constant", 0.5)
     with pytest.raises(SystemExit):
         main([*args, "--anchor", "-1"])
+
+
+def test_an_actor_critic_source_needs_a_dqn_target_on_the_command_line(tmp_path, capsys):
+    from stable_baselines3 import PPO
+
+    PPO("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]), n_steps=64, batch_size=64).save(tmp_path / "ppo.zip")
+    assert main(["adapt", str(tmp_path / "ppo.zip"), "CartPole-v1", "-o", str(tmp_path / "x.zip")]) == 2
+    err = capsys.readouterr().err
+    assert "actor-critic model (PPO)" in err and "--algo dqn" in err and err.count("\n") == 1
+    assert main(["adapt", str(tmp_path / "ppo.zip"), "CartPole-v1", "--algo", "dqn", "-o", str(tmp_path / "x.zip")]) == 0

@@ -339,3 +339,20 @@ def test_the_statistics_are_a_frozen_value():
         stats.gamma = 0.5  # type: ignore[misc]
     venv = wrap_vecnormalize(stats, _venv("box"), training=False)
     assert venv.norm_obs is False and np.array_equal(venv.normalize_obs(np.ones((1, 3))), np.ones((1, 3)))
+
+
+def test_an_array_named_by_two_statistics_is_refused(tmp_path):
+    """A pickle may name one array from many places; built once per place, a small file would fill the memory."""
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1")]))
+    venv.obs_rms.var = venv.obs_rms.mean  # one array, pickled once and named twice
+    venv.save(tmp_path / "shared.pkl")
+    with pytest.raises(InvalidSourceError, match=r"'obs_rms\.var' is the same array as another field"):
+        read_vecnormalize(tmp_path / "shared.pkl")
+
+
+def test_statistics_of_small_or_integer_types_are_refused(tmp_path):
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1")]))
+    venv.obs_rms.mean = venv.obs_rms.mean.astype(np.uint8)  # 8 times as large once built as float64
+    venv.save(tmp_path / "uint8.pkl")
+    with pytest.raises(InvalidSourceError, match=r"'obs_rms\.mean' is an array of uint8, not of floats of 4 or 8 bytes"):
+        read_vecnormalize(tmp_path / "uint8.pkl")
