@@ -150,6 +150,20 @@ class TransferAlgorithmMixin(BuiltFromSourceMixin):
         if self.distill_coef or self.anchor_coef:
             self._setup_teacher()
 
+    def set_anchor(self, anchor_coef: float) -> None:
+        """
+        Set anchoring's ``lambda`` of a built model (0 turns it off), e.g. once its report shows what was carried over;
+        the anchor is the network as it is now, which for a model just built is the transplanted one.
+
+        :param anchor_coef: ``lambda`` of the L2-SP term (see the class's ``anchor_coef``).
+        """
+        self._set_transfer_terms(
+            self.distill_coef, self.distill_temperature, self.distill_decay, self.distill_fraction, anchor_coef
+        )
+        self.teacher = None
+        if self.distill_coef or self.anchor_coef:
+            self._setup_teacher()
+
     def _setup_teacher(self) -> None:
         report = self.transfer_report
         if report is not None:  # built from the source now (a loaded model gets its lists from its saved data)

@@ -208,3 +208,16 @@ def test_an_actor_critic_source_needs_a_dqn_target_on_the_command_line(tmp_path,
     err = capsys.readouterr().err
     assert "actor-critic model (PPO)" in err and "--algo dqn" in err and err.count("\n") == 1
     assert main(["adapt", str(tmp_path / "ppo.zip"), "CartPole-v1", "--algo", "dqn", "-o", str(tmp_path / "x.zip")]) == 0
+
+
+@pytest.mark.parametrize("anchor, expected", [([], 0.1), (["--anchor", "0"], 0.0)], ids=["default", "off"])
+def test_train_anchors_by_default_when_the_head_is_carried(cartpole_zip, tmp_path, capsys, anchor, expected):
+    from sb3_transfer import TransferDQN
+
+    args = ["train", str(cartpole_zip), "CartPoleWeakMotor-v1", "--steps", "300", "--eval-freq", "300"]
+    args += ["--n-eval-episodes", "1", "--log-dir", str(tmp_path), "--no-progress-bar", "--warm-start", "0"]
+    assert main([*args, *anchor]) == 0
+    printed = capsys.readouterr().out
+    assert ("anchor_coef = 0.1: the pretrained head is carried over" in printed) is (expected > 0)
+    model = TransferDQN.load(next((tmp_path / "dqn").iterdir()) / "CartPoleWeakMotor-v1.zip", device="cpu")
+    assert model.anchor_coef == expected and (model.teacher is not None) is (expected > 0)
