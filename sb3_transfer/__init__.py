@@ -1,4 +1,4 @@
-"""sb3-transfer: transfer learning for Stable-Baselines3 DQN and QR-DQN agents.
+"""sb3-transfer: transfer learning for Stable-Baselines3 agents (DQN, QR-DQN, PPO, A2C, MaskablePPO).
 
 ``import sb3_transfer`` registers the target-task variants with gymnasium and nothing else: the public names below are
 imported when first used, so that ``import sb3_transfer.metrics`` (pure numpy) does not import torch.
@@ -31,6 +31,9 @@ _LAZY = {
     "load_and_adapt": "sb3_transfer.adapt",
     "TransferDQN": "sb3_transfer.algorithms",
     "TransferQRDQN": "sb3_transfer.algorithms",
+    "TransferPPO": "sb3_transfer.algorithms",
+    "TransferA2C": "sb3_transfer.algorithms",
+    "TransferMaskablePPO": "sb3_transfer.algorithms",
     "InputAdapter": "sb3_transfer.adapters",
     "ModuleExtractor": "sb3_transfer.adapters",
     "TransferDQNPolicy": "sb3_transfer.policies",
@@ -39,11 +42,21 @@ _LAZY = {
     "TransferQRDQNPolicy": "sb3_transfer.policies",
     "TransferQRDQNCnnPolicy": "sb3_transfer.policies",
     "TransferQRDQNMultiInputPolicy": "sb3_transfer.policies",
+    "TransferActorCriticPolicy": "sb3_transfer.policies",
+    "TransferActorCriticCnnPolicy": "sb3_transfer.policies",
+    "TransferMultiInputActorCriticPolicy": "sb3_transfer.policies",
+    "TransferMaskableActorCriticPolicy": "sb3_transfer.policies",
+    "TransferMaskableActorCriticCnnPolicy": "sb3_transfer.policies",
+    "TransferMaskableMultiInputActorCriticPolicy": "sb3_transfer.policies",
     "SourceNetwork": "sb3_transfer.sources",
     "read_source": "sb3_transfer.sources",
     "TransferReport": "sb3_transfer.transplant",
     "TransferRow": "sb3_transfer.transplant",
     "transplant": "sb3_transfer.transplant",
+    "VecNormalizeStats": "sb3_transfer.vecnormalize",
+    "apply_vecnormalize": "sb3_transfer.vecnormalize",
+    "read_vecnormalize": "sb3_transfer.vecnormalize",
+    "wrap_vecnormalize": "sb3_transfer.vecnormalize",
 }
 
 __all__ = [
@@ -57,12 +70,21 @@ __all__ = [
     "SourceNetwork",
     "SourceNotFoundError",
     "StrictTransferError",
+    "TransferA2C",
+    "TransferActorCriticCnnPolicy",
+    "TransferActorCriticPolicy",
     "TransferConfigError",
     "TransferDQN",
     "TransferDQNCnnPolicy",
     "TransferDQNMultiInputPolicy",
     "TransferDQNPolicy",
     "TransferError",
+    "TransferMaskableActorCriticCnnPolicy",
+    "TransferMaskableActorCriticPolicy",
+    "TransferMaskableMultiInputActorCriticPolicy",
+    "TransferMaskablePPO",
+    "TransferMultiInputActorCriticPolicy",
+    "TransferPPO",
     "TransferQRDQN",
     "TransferQRDQNCnnPolicy",
     "TransferQRDQNMultiInputPolicy",
@@ -71,17 +93,27 @@ __all__ = [
     "TransferRow",
     "UnsafeSourceError",
     "UnsupportedSourceError",
+    "VecNormalizeStats",
     "__version__",
+    "apply_vecnormalize",
     "load_and_adapt",
     "read_source",
+    "read_vecnormalize",
     "transplant",
+    "wrap_vecnormalize",
 ]
 
 if _TYPE_CHECKING:
     from sb3_transfer.adapt import load_and_adapt
     from sb3_transfer.adapters import InputAdapter, ModuleExtractor
-    from sb3_transfer.algorithms import TransferDQN, TransferQRDQN
+    from sb3_transfer.algorithms import TransferA2C, TransferDQN, TransferMaskablePPO, TransferPPO, TransferQRDQN
     from sb3_transfer.policies import (
+        TransferActorCriticPolicy,
+        TransferActorCriticCnnPolicy,
+        TransferMultiInputActorCriticPolicy,
+        TransferMaskableActorCriticPolicy,
+        TransferMaskableActorCriticCnnPolicy,
+        TransferMaskableMultiInputActorCriticPolicy,
         TransferDQNCnnPolicy,
         TransferDQNMultiInputPolicy,
         TransferDQNPolicy,
@@ -91,6 +123,7 @@ if _TYPE_CHECKING:
     )
     from sb3_transfer.sources import SourceNetwork, read_source
     from sb3_transfer.transplant import TransferReport, TransferRow, transplant
+    from sb3_transfer.vecnormalize import VecNormalizeStats, apply_vecnormalize, read_vecnormalize, wrap_vecnormalize
 
 
 def __getattr__(name: str) -> _Any:

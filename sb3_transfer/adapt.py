@@ -1,29 +1,50 @@
-"""``load_and_adapt``: one call from a pretrained source to a ready-to-train DQN / QR-DQN model for a new task."""
+"""``load_and_adapt``: one call from a pretrained source to a ready-to-train model for a new task (DQN, QR-DQN, PPO,
+A2C, MaskablePPO)."""
 
 from __future__ import annotations
 
+import inspect
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 from gymnasium import spaces
-from sb3_contrib import QRDQN
-from stable_baselines3 import DQN
+from sb3_contrib import QRDQN, MaskablePPO
+from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.preprocessing import is_image_space
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from sb3_transfer.algorithms import TransferDQN, TransferQRDQN
+from sb3_transfer.algorithms import (
+    BuiltFromSourceMixin,
+    TransferA2C,
+    TransferDQN,
+    TransferMaskablePPO,
+    TransferPPO,
+    TransferQRDQN,
+)
 from sb3_transfer.callbacks import warm_start_steps
-from sb3_transfer.errors import IncompatibleSpaceError, TransferConfigError
+from sb3_transfer.errors import IncompatibleSpaceError, SourceNotFoundError, TransferConfigError
 from sb3_transfer.groups import HEAD
 from sb3_transfer.sources import SourceNetwork, read_source
 from sb3_transfer.transplant import TransferReport
+from sb3_transfer.vecnormalize import VecNormalizeStats, read_vecnormalize, wrap_vecnormalize
 
 #: The algorithms ``load_and_adapt`` builds, by name.
-ALGOS: dict[str, type[TransferDQN] | type[TransferQRDQN]] = {"dqn": TransferDQN, "qrdqn": TransferQRDQN}
+ALGOS: dict[str, type[BaseAlgorithm]] = {
+    "dqn": TransferDQN,
+    "qrdqn": TransferQRDQN,
+    "ppo": TransferPPO,
+    "a2c": TransferA2C,
+    "maskableppo": TransferMaskablePPO,
+}
 #: SB3's own algorithms of the same names (to train sources with).
-SB3_ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "qrdqn": QRDQN}
+SB3_ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "qrdqn": QRDQN, "ppo": PPO, "a2c": A2C, "maskableppo": MaskablePPO}
+#: The algorithms that act on Discrete actions only.
+_DISCRETE_ONLY = (TransferDQN, TransferQRDQN, TransferMaskablePPO)
 
 
 def load_and_adapt(
@@ -36,33 +57,42 @@ def load_and_adapt(
     action_map: Mapping[int, int] | None = None,
     strict: bool = False,
     trust_source: bool = False,
+    vecnormalize: str | os.PathLike | bool | VecNormalizeStats | None = None,
     verbose: int = 1,
     **model_kwargs: Any,
-) -> TransferDQN | TransferQRDQN:
+) -> Any:
     """
-    Build a ready-to-train DQN / QR-DQN model for a target task, carrying over as much of a pretrained network as fits.
+    Build a ready-to-train model for a target task, carrying over as much of a pretrained network as fits.
 
     The target network takes the source's architecture (hidden layers, activation, features extractor) unless
     ``policy_kwargs`` says otherwise. What does not fit is adapted: a vector observation of another size gets an
     :class:`~sb3_transfer.adapters.InputAdapter`, an image of another channel count gets its first conv adapted,
-    another action set gets a new head (rows carried over by ``action_map``). ``model.transfer_report`` tells, tensor by
-    tensor, what was copied, adapted, initialised or dropped; ``model.transfer_report.save(path)`` writes it as JSON.
+    another action set gets a new head (rows carried over by ``action_map``). Between algorithms (a DQN source for PPO),
+    the features extractor and hidden layers carry over where their shapes allow. ``model.transfer_report`` tells,
+    tensor by tensor, what was copied, adapted, initialised or dropped; ``model.transfer_report.save(path)`` writes it
+    as JSON.
 
-    :param source: Path to an SB3 ``.zip``; an SB3 DQN / QR-DQN model or policy; an ``nn.Module`` (becomes the
-        features extractor); or a state dict of a DQN / QR-DQN policy.
+    :param source: Path to an SB3 ``.zip``; an SB3 DQN / QR-DQN / PPO / A2C / MaskablePPO model or policy; an
+        ``nn.Module`` (becomes the features extractor); or a state dict of such a policy.
     :param env: The target task: an env id, a gymnasium Env or a VecEnv.
-    :param algo: ``DQN`` or ``QRDQN`` (class or name; the model is a :class:`~sb3_transfer.TransferDQN` /
-        :class:`~sb3_transfer.TransferQRDQN`, or a subclass of those given here). Default: the source's algorithm, DQN
-        for an encoder.
+    :param algo: ``DQN``, ``QRDQN``, ``PPO``, ``A2C`` or ``MaskablePPO`` (class or name; the model is the Transfer
+        algorithm of that name, :class:`~sb3_transfer.TransferDQN`..., or a subclass of one given here). Default: the
+        source's algorithm (PPO for an actor-critic whose algorithm is not recorded), DQN for an encoder.
     :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` (as in SB3; they name the Transfer policies)
         or a Transfer policy class. Default: the alias SB3 users pick for the target's observations.
     :param transfer: Which groups to carry over: ``"features"`` (features extractor), ``"trunk"`` (everything but
         the head), ``"all"`` (the head too, where shapes allow), or a list of glob patterns over group names.
     :param action_map: ``{target_action: source_action}``: the head rows to carry over when the action sets differ
-        (for QR-DQN, all quantiles of the action). Implies the head is transferred.
+        (for QR-DQN, all quantiles of the action; for Box actions, ``{target_dimension: source_dimension}``, the rows of
+        the mean and of ``log_std``). Implies the head is transferred.
     :param strict: Raise if any selected pretrained tensor cannot be copied as it is.
     :param trust_source: Allow unpickling the source zip's metadata (needed for custom classes). Never set it for a
         file from someone you do not trust: unpickling can run code.
+    :param vecnormalize: The source's ``VecNormalize`` statistics, to normalise the target's observations (and rewards)
+        as the source saw them: a ``vecnormalize.pkl`` path, ``True`` to take the one rl-zoo3 saves beside the source
+        zip (``vecnormalize.pkl`` in its folder, or in the folder named after it), or statistics already read by
+        :func:`~sb3_transfer.vecnormalize.read_vecnormalize`. Read without unpickling; the statistics keep updating
+        while the model trains. ``None``: no normalisation.
     :param verbose: 1 prints the transfer report (and SB3's messages), 0 is silent.
     :param model_kwargs: Passed to the algorithm's constructor (``policy_kwargs``, ``learning_rate``, ``seed``...);
         ``policy_kwargs`` may also hold ``freeze`` and ``lr_scale``.
@@ -70,13 +100,17 @@ def load_and_adapt(
     """
     network = read_source(source, trust_source=trust_source)
     algo_class = _resolve_algo(algo, network)
+    stats = _vecnormalize_stats(vecnormalize, source)
     env_name = env if isinstance(env, str) else _env_name(env)
     if isinstance(env, str):
         try:
             env = gym.make(env)
         except gym.error.Error as e:
             raise TransferConfigError(f"Cannot make the target env '{env}': {e}") from e
-    if not isinstance(env.action_space, spaces.Discrete):
+    if stats is not None:
+        venv = env if isinstance(env, VecEnv) else DummyVecEnv([lambda: env])
+        env = wrap_vecnormalize(stats, venv, training=True)
+    if issubclass(algo_class, _DISCRETE_ONLY) and not isinstance(env.action_space, spaces.Discrete):
         raise IncompatibleSpaceError(
             f"{_sb3_name(algo_class)} needs a Discrete action space; the target env {env_name} has {env.action_space}."
         )
@@ -89,14 +123,22 @@ def load_and_adapt(
         "action_map": action_map,
         "strict": strict,
     }
+    if network.use_sde and "use_sde" not in model_kwargs and "use_sde" in inspect.signature(algo_class).parameters:
+        model_kwargs["use_sde"] = True  # the actor's exploration matrix carries over only into a gSDE actor
     model = algo_class(policy, env, policy_kwargs=policy_kwargs, verbose=verbose, **model_kwargs)
-    report = model.transfer_report
+    report = model.transfer_report  # type: ignore[attr-defined]  # a BuiltFromSourceMixin's
     assert report is not None  # the policy was built from the source
     report.target = f"{_sb3_name(algo_class)} on {env_name}"
     report.settings = apply_fine_tuning_defaults(model, report, {**model_kwargs, **user_policy_kwargs})
     note = warm_start_note(model, report)
     if note:
         report.notes.append(note)
+    if stats is not None:
+        report.notes.append(
+            f"observations{' and rewards' if stats.norm_reward else ''} are normalised with the source's VecNormalize "
+            f"statistics ({stats.source}), which keep updating while the model trains: save them with "
+            "model.get_vec_normalize_env().save(path) beside the model."
+        )
     if verbose >= 1:
         print(report)
     return model
@@ -112,7 +154,9 @@ def warm_start_note(model: BaseAlgorithm, report: TransferReport) -> str | None:
     is carried over and the model would update before the warm start for its sampling
     (:func:`~sb3_transfer.callbacks.warm_start_steps`) ends (a callback cannot be set up here: ``learn()`` takes them).
     """
-    learning_starts = getattr(model, "learning_starts", 0)
+    if not isinstance(model, OffPolicyAlgorithm):  # no replay buffer to fill
+        return None
+    learning_starts = model.learning_starts
     hold = warm_start_steps(model)
     if HEAD not in report.carried() or learning_starts >= hold:
         return None
@@ -138,6 +182,12 @@ def apply_fine_tuning_defaults(model: BaseAlgorithm, report: TransferReport, use
     :return: ``{name: {"value": ..., "reason": ...}}`` for each setting chosen.
     """
     settings: dict[str, Any] = {}
+    if not isinstance(model, TransferDQN | TransferQRDQN):
+        report.notes.append(
+            f"no fine-tuning defaults are set for {_sb3_name(type(model))} yet (they are measured for DQN only): "
+            "the model trains with the algorithm's own settings."
+        )
+        return settings
     groups = model.policy.layer_groups()  # type: ignore[operator]
     carried = [g for g in groups if g in report.carried()]
     if carried and "lr_scale" not in user_kwargs:
@@ -157,20 +207,49 @@ def apply_fine_tuning_defaults(model: BaseAlgorithm, report: TransferReport, use
     return settings
 
 
-def _resolve_algo(algo: type[BaseAlgorithm] | str | None, network: SourceNetwork) -> type[TransferDQN] | type[TransferQRDQN]:
+def _vecnormalize_stats(vecnormalize: Any, source: Any) -> VecNormalizeStats | None:
+    """The statistics ``vecnormalize=`` names (see :func:`load_and_adapt`)."""
+    if vecnormalize is None or vecnormalize is False:
+        return None
+    if isinstance(vecnormalize, VecNormalizeStats):
+        return vecnormalize
+    if vecnormalize is True:
+        if not isinstance(source, str | os.PathLike):
+            raise TransferConfigError(
+                "vecnormalize=True looks for vecnormalize.pkl beside the source zip; the source is not a path: pass the "
+                "path of the statistics instead."
+            )
+        path = Path(source)
+        candidates = [path.parent / "vecnormalize.pkl", path.parent / path.name.removesuffix(".zip") / "vecnormalize.pkl"]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise SourceNotFoundError(
+                f"vecnormalize=True: no vecnormalize.pkl beside '{path}' (looked for {', '.join(map(str, candidates))})."
+            )
+        return read_vecnormalize(found)
+    if isinstance(vecnormalize, str | os.PathLike):
+        return read_vecnormalize(vecnormalize)
+    raise TransferConfigError(
+        f"vecnormalize={vecnormalize!r}: give a path to vecnormalize.pkl, True (beside the source zip) or None."
+    )
+
+
+def _resolve_algo(algo: type[BaseAlgorithm] | str | None, network: SourceNetwork) -> type[BaseAlgorithm]:
+    names = ", ".join(a.__name__ for a in SB3_ALGOS.values())
     if algo is None:
-        return TransferQRDQN if network.algo == "QRDQN" else TransferDQN
+        trained_with = (network.trained_with or "").lower()
+        return ALGOS.get(trained_with) or (TransferPPO if network.algo == "ActorCritic" else TransferDQN)
     if isinstance(algo, str):
         key = algo.lower().replace("-", "").replace("_", "")
         if key not in ALGOS:
-            raise TransferConfigError(f"algo='{algo}' is not supported; choose one of DQN, QRDQN.")
+            raise TransferConfigError(f"algo='{algo}' is not supported; choose one of {names}.")
         return ALGOS[key]
-    if isinstance(algo, type) and issubclass(algo, TransferDQN | TransferQRDQN):
+    if isinstance(algo, type) and issubclass(algo, BuiltFromSourceMixin):
         return algo
-    if algo in (DQN, QRDQN):
+    if algo in SB3_ALGOS.values():
         return ALGOS[algo.__name__.lower()]
     raise TransferConfigError(
-        f"algo={algo!r} is not supported; choose DQN or QRDQN (class or name), or a subclass of TransferDQN / TransferQRDQN."
+        f"algo={algo!r} is not supported; choose one of {names} (class or name), or a subclass of their Transfer algorithms."
     )
 
 

@@ -51,13 +51,22 @@ class InputAdapter(BaseFeaturesExtractor):
         self.flatten = nn.Flatten()
         self.adapter = nn.Linear(n_obs, adapted_dim)
         self.extractor = extractor
+        self.new_inputs = new_inputs
+        self.reset_identity()
+
+    def reset_identity(self) -> None:
+        """
+        Start the adapter as the identity on the shared inputs (again: an actor-critic policy's orthogonal
+        initialisation overwrites every ``Linear`` of its extractors after they are built).
+        """
+        adapted_dim, n_obs = self.adapter.weight.shape
         shared = min(n_obs, adapted_dim)
         with th.no_grad():
-            # Inputs beyond the shared ones keep nn.Linear's random init: starting them at zero starves them (measured
+            # Inputs beyond the shared ones keep their random init: starting them at zero starves them (measured
             # on CartPole -> Acrobot, whose extra inputs are the velocities: see the README).
             self.adapter.weight[:, :shared] = th.eye(adapted_dim, shared)
             self.adapter.weight[shared:] = 0.0
-            if new_inputs == "zero":
+            if self.new_inputs == "zero":
                 self.adapter.weight[:, shared:] = 0.0
             self.adapter.bias.zero_()
 

@@ -1,4 +1,5 @@
-"""``TransferDQN`` and ``TransferQRDQN``: SB3's ``DQN`` and sb3-contrib's ``QRDQN`` for a pretrained start.
+"""``TransferDQN``, ``TransferQRDQN``, ``TransferPPO``, ``TransferA2C`` and ``TransferMaskablePPO``: SB3's and
+sb3-contrib's algorithms for a pretrained start.
 
 They are made as sb3-contrib makes its algorithms, thin subclasses overriding documented methods:
 
@@ -21,9 +22,9 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import torch as th
 import torch.nn.functional as F
-from sb3_contrib import QRDQN
+from sb3_contrib import QRDQN, MaskablePPO
 from sb3_contrib.common.utils import quantile_huber_loss
-from stable_baselines3 import DQN
+from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import get_linear_fn
@@ -34,6 +35,12 @@ from sb3_transfer.groups import HEAD, layout_of
 from sb3_transfer.losses import DECAYS, anchor_loss, distill_loss, distill_weight
 from sb3_transfer.policies import (
     TRANSFER_ONLY_KWARGS,
+    TransferActorCriticCnnPolicy,
+    TransferActorCriticPolicy,
+    TransferMaskableActorCriticCnnPolicy,
+    TransferMaskableActorCriticPolicy,
+    TransferMaskableMultiInputActorCriticPolicy,
+    TransferMultiInputActorCriticPolicy,
     TransferDQNCnnPolicy,
     TransferDQNMultiInputPolicy,
     TransferDQNPolicy,
@@ -88,14 +95,28 @@ class _Batch(NamedTuple):
     q_values: th.Tensor  # the online network's action values on the batch's observations, (batch, actions)
 
 
-class TransferAlgorithmMixin:
-    """
-    What the Transfer algorithms add to SB3's: the clean save of a model built from a source, and the training-time
-    transfer terms. The algorithm class gives :meth:`_td_loss` and :meth:`_q_values`.
-    """
+class BuiltFromSourceMixin:
+    """What every Transfer algorithm adds to SB3's: the clean save of a model built from a source, and its report."""
 
     policy: BasePolicy
     policy_kwargs: dict[str, Any]
+
+    def _setup_model(self) -> None:
+        super()._setup_model()  # type: ignore[misc]
+        keep_architecture(self)
+
+    @property
+    def transfer_report(self) -> TransferReport | None:
+        """What the transplant did, tensor by tensor (``None`` for a model built without a source, or loaded)."""
+        return getattr(self.policy, "transfer_report", None)
+
+
+class TransferAlgorithmMixin(BuiltFromSourceMixin):
+    """
+    What the Transfer DQN algorithms add besides: the training-time transfer terms. The algorithm class gives
+    :meth:`_td_loss` and :meth:`_q_values`.
+    """
+
     distill_coef: float
     distill_temperature: float
     distill_decay: str
@@ -124,8 +145,21 @@ class TransferAlgorithmMixin:
         self.distill_actions, self.anchor_groups, self.teacher_return = [], [], None
 
     def _setup_model(self) -> None:
-        super()._setup_model()  # type: ignore[misc]
-        keep_architecture(self)
+        super()._setup_model()
+        self.teacher = None
+        if self.distill_coef or self.anchor_coef:
+            self._setup_teacher()
+
+    def set_anchor(self, anchor_coef: float) -> None:
+        """
+        Set anchoring's ``lambda`` of a built model (0 turns it off), e.g. once its report shows what was carried over;
+        the anchor is the network as it is now, which for a model just built is the transplanted one.
+
+        :param anchor_coef: ``lambda`` of the L2-SP term (see the class's ``anchor_coef``).
+        """
+        self._set_transfer_terms(
+            self.distill_coef, self.distill_temperature, self.distill_decay, self.distill_fraction, anchor_coef
+        )
         self.teacher = None
         if self.distill_coef or self.anchor_coef:
             self._setup_teacher()
@@ -145,7 +179,7 @@ class TransferAlgorithmMixin:
             raise TransferConfigError(
                 "distill_coef and anchor_coef need a pretrained source: policy_kwargs=dict(pretrained=...), or load_and_adapt."
             )
-        online, _ = layout_of(self.policy).targets[0]
+        online = layout_of(self.policy).optimized
         # The transplanted network, frozen: the teacher of distillation and the anchor of anchoring. Saved with the model.
         self.teacher = copy.deepcopy(self.policy.get_submodule(online)).requires_grad_(False).eval()
         names = layout_of(self.policy).split(dict(self.policy.named_parameters()))
@@ -159,11 +193,6 @@ class TransferAlgorithmMixin:
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()  # type: ignore[misc]
         return ([*state_dicts, "teacher"] if self.teacher is not None else state_dicts), variables
-
-    @property
-    def transfer_report(self) -> TransferReport | None:
-        """What the transplant did, tensor by tensor (``None`` for a model built without a source, or loaded)."""
-        return getattr(self.policy, "transfer_report", None)
 
     # --- training -----------------------------------------------------------------------------------------------------
 
@@ -362,3 +391,34 @@ class TransferQRDQN(_ExplorationAfterTransfer, QRDQN):  # type: ignore[misc]  # 
 
     def _q_values(self, output: th.Tensor) -> th.Tensor:
         return output.mean(dim=1)
+
+
+class TransferPPO(BuiltFromSourceMixin, PPO):  # type: ignore[misc]
+    """
+    SB3's ``PPO`` for a pretrained start: ``TransferPPO("MlpPolicy", env, policy_kwargs=dict(pretrained="ppo.zip"))``.
+    Its ``policy_aliases`` are the Transfer actor-critic policies (:class:`~sb3_transfer.TransferActorCriticPolicy`...);
+    saved models hold the architecture instead of the source, and ``PPO.load`` reads them. Without a source it trains
+    exactly as ``PPO`` does.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": TransferActorCriticPolicy,
+        "CnnPolicy": TransferActorCriticCnnPolicy,
+        "MultiInputPolicy": TransferMultiInputActorCriticPolicy,
+    }
+
+
+class TransferA2C(BuiltFromSourceMixin, A2C):  # type: ignore[misc]
+    """SB3's ``A2C`` for a pretrained start; see :class:`TransferPPO`."""
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = TransferPPO.policy_aliases
+
+
+class TransferMaskablePPO(BuiltFromSourceMixin, MaskablePPO):  # type: ignore[misc]
+    """sb3-contrib's ``MaskablePPO`` for a pretrained start; see :class:`TransferPPO`."""
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": TransferMaskableActorCriticPolicy,
+        "CnnPolicy": TransferMaskableActorCriticCnnPolicy,
+        "MultiInputPolicy": TransferMaskableMultiInputActorCriticPolicy,
+    }

@@ -27,7 +27,7 @@ from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from sb3_transfer.algorithms import keep_architecture
 from sb3_transfer.errors import TransferConfigError
-from sb3_transfer.groups import HEAD, resolve_patterns
+from sb3_transfer.groups import HEAD, layout_of, resolve_patterns
 from sb3_transfer.metrics import TransferMetrics, load_curve, transfer_metrics
 from sb3_transfer.policies import TransferPolicyMixin
 
@@ -241,7 +241,7 @@ class GradualUnfreeze(TransferCallback):
         groups = list(self.policy.layer_groups())
         frozen = self.policy.frozen_groups()
         if not frozen:
-            frozen = [g for g in groups if g != HEAD]
+            frozen = [g for g in groups if g.rpartition(".")[2] != HEAD]  # the heads (pi.head, vf.head...) learn
             self._announce("froze", self.policy.freeze(*frozen) if frozen else [])
         self.queue = frozen[::-1] if self.order == "top_down" else list(frozen)
 
@@ -330,7 +330,7 @@ class PolicyWarmStart(TransferCallback):
     def _acting(self) -> str:
         """Who fills the replay buffer while learning is held, in words: a new head is no pretrained policy."""
         report = getattr(self.policy, "transfer_report", None)
-        if report is not None and HEAD not in report.carried():
+        if report is not None and layout_of(self.policy).action_head not in report.carried():
             return "the new head acts, untrained"
         return "the pretrained policy acts"
 

@@ -28,7 +28,10 @@ from sb3_transfer.errors import (
     TransferError,
 )
 
-#: The algorithms' names, as ``sb3_transfer.adapt.ALGOS`` has them (that module imports torch).
+#: ``train``'s anchoring (``--anchor``) when the pretrained head is carried over: the standard benchmark's default method.
+DEFAULT_ANCHOR = 0.1
+#: The algorithms the command line trains, named as in ``sb3_transfer.adapt.ALGOS`` (that module imports torch); the
+#: actor-critic ones are Python-only until their fine-tuning defaults are measured.
 ALGO_NAMES = ("dqn", "qrdqn")
 
 
@@ -146,8 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--suite",
         default="quick",
-        help="quick (the default: about 2 minutes on 2 idle cores, 7 to 11 on a busy machine), standard (about 75 "
-        "minutes on 2 idle cores), micro (seconds, for tests)",
+        help="quick (the default: about 2 minutes on 2 idle cores, 7 to 11 on a busy machine), standard (DQN, about 75 "
+        "minutes on 2 idle cores), ppo (PPO pairs), micro (seconds, for tests)",
     )
     p.add_argument("--workers", type=_positive_int, default=2, help="processes of the local pool")
     p.add_argument(
@@ -228,7 +231,13 @@ def _transfer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distill-decay", choices=DISTILL_DECAYS, default="linear", help="how the distillation weight falls")
     p.add_argument("--distill-temperature", type=_positive_float, default=1.0, metavar="TAU", help="softmax temperature")
     p.add_argument(
-        "--anchor", type=_nonnegative_float, default=0.0, metavar="LAMBDA", help="L2-SP toward the transplanted weights"
+        "--anchor",
+        type=_nonnegative_float,
+        default=None,
+        metavar="LAMBDA",
+        help="L2-SP toward the transplanted weights (TransferDQN's anchor_coef; 0: off). Default: for train, "
+        f"{DEFAULT_ANCHOR} when the pretrained head is carried over (the benchmarks' default method, anchor), else 0; "
+        "for adapt, 0",
     )
 
 
@@ -425,7 +434,14 @@ def _build(args: argparse.Namespace) -> tuple[Any, str]:
     from sb3_transfer.zoo import zoo_hyperparams
 
     network = None if args.source == "scratch" else read_source(args.source, trust_source=args.trust_source)
-    algo = args.algo or (network.algo.lower() if network is not None and network.algo != "module" else "dqn")
+    trained_with = (network.trained_with or "").lower() if network is not None else ""
+    if not args.algo and network is not None and network.algo == "ActorCritic":
+        raise TransferConfigError(
+            f"{network.description} is an actor-critic model ({network.trained_with or 'PPO / A2C'}): the command line "
+            "trains DQN and QR-DQN targets only so far. Give --algo dqn to carry its extractor and hidden layers into "
+            "a DQN, or use load_and_adapt from Python for a PPO / A2C target."
+        )
+    algo = args.algo or (trained_with if trained_with in ALGO_NAMES else "dqn")
     hyperparams, _, origin = zoo_hyperparams(algo, args.env)
     if args.source == "scratch":
         policy_kwargs = {**hyperparams.pop("policy_kwargs", {}), "freeze": args.freeze or None}
@@ -506,6 +522,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from sb3_transfer.adapt import ALGOS, warm_start_note
     from sb3_transfer.callbacks import GradualUnfreeze, PolicyWarmStart, TransferEvalCallback
+    from sb3_transfer.groups import HEAD
     from sb3_transfer.metrics import load_curve
     from sb3_transfer.zoo import zoo_hyperparams
 
@@ -528,6 +545,15 @@ def _train(args: argparse.Namespace) -> int:
     # Built first: a bad setting fails before anything is written (an automatic warm start needs the model).
     schedules = schedules_for(0 if args.warm_start == "auto" else args.warm_start)
     model, origin = _build(args)
+    report = model.transfer_report
+    if args.anchor is None and report is not None and HEAD in report.carried():
+        # The benchmarks' default method: anchoring kept the start on every near pair (benchmarks/results/README.md).
+        model.set_anchor(DEFAULT_ANCHOR)
+        report.settings["anchor_coef"] = {
+            "value": DEFAULT_ANCHOR,
+            "reason": "the pretrained head is carried over: anchoring to the transplanted weights kept the source's "
+            "start on every near pair of the standard benchmark (--anchor 0 turns it off)",
+        }
     if args.warm_start == "auto":
         schedules = schedules_for(_auto_warm_start(model))
     report = model.transfer_report

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+import torch as th
 from torch import nn
 
 from sb3_transfer.errors import TransferConfigError
@@ -58,12 +59,15 @@ class Part:
         all of the group ``head``.
     :param prefix: Prefix of the group names (``"pi."``), empty for single-network policies.
     :param head: For an ``"mlp"``: whether its last ``Linear`` layer is the head.
+    :param required: Whether every policy of the class has tensors here (an actor-critic's ``log_std`` exists for Box
+        actions only, its MLPs may have no hidden layer): how a state dict is recognised (:func:`detect_layout`).
     """
 
     path: str
     kind: str
     prefix: str = ""
     head: bool = True
+    required: bool = True
 
 
 @dataclass(frozen=True)
@@ -75,12 +79,22 @@ class PolicyLayout:
     :param policy_classes: Qualified names of the SB3 policy classes (and their subclasses) it describes.
     :param parts: The parts, in network order.
     :param targets: ``(online, target)`` module paths: a target network follows its online network after a transplant.
+    :param aliases: Module paths that name another part's module (an actor-critic's ``pi_features_extractor`` is its
+        ``features_extractor``): their tensors are left out, as the target networks' are.
+    :param action_head: The group whose outputs are the actions (Q-values, logits or the mean action), which
+        ``action_map`` remaps.
+    :param activation_fn: The policy class's default activation, for a source that does not record its own.
+    :param optimized: The module whose ``parameters()`` SB3's own optimizer holds (``""``: the whole policy).
     """
 
     name: str
     policy_classes: tuple[str, ...]
     parts: tuple[Part, ...]
     targets: tuple[tuple[str, str], ...] = ()
+    aliases: tuple[str, ...] = ()
+    action_head: str = HEAD
+    activation_fn: type[nn.Module] = nn.ReLU
+    optimized: str = ""
 
     def split(self, names: Iterable[str]) -> dict[str, dict[str, str]]:
         """
@@ -93,10 +107,10 @@ class PolicyLayout:
         :return: ``{group: {local_name: name}}`` in network order; local names are relative to the group's module.
         """
         names = list(names)
-        targets = tuple(f"{target}." for _, target in self.targets)
+        skipped = tuple(f"{path}." for path in (*(target for _, target in self.targets), *self.aliases))
         by_part: dict[Part, list[str]] = {part: [] for part in self.parts}
         for name in names:
-            if name.startswith(targets):
+            if name.startswith(skipped):
                 continue
             part = next((p for p in self.parts if name == p.path or name.startswith(f"{p.path}.")), None)
             if part is None:
@@ -109,7 +123,7 @@ class PolicyLayout:
         for part, members in by_part.items():
             for group, local, name in _part_groups(part, members):
                 groups.setdefault(group, {})[local] = name
-        return groups
+        return _name_unshared(groups)
 
     def modules(self, policy: nn.Module) -> dict[str, nn.Module]:
         """
@@ -118,11 +132,15 @@ class PolicyLayout:
         :param policy: A policy of one of :attr:`policy_classes`.
         """
         modules: dict[str, nn.Module] = {}
+        seen: set[int] = set()
         for part in self.parts:
             try:
                 module = policy.get_submodule(part.path)
             except AttributeError:  # an "output" part may be a parameter: it has no mode
                 continue
+            if id(module) in seen:  # a shared features extractor, under the critic's name too
+                continue
+            seen.add(id(module))
             if part.kind == EXTRACTOR:
                 inner = getattr(module, "extractor", None)
                 if isinstance(getattr(module, ADAPTER, None), nn.Linear) and isinstance(inner, nn.Module):
@@ -135,7 +153,17 @@ class PolicyLayout:
                     modules.setdefault(group, module.get_submodule(name[len(part.path) + 1 :].split(".")[0]))
             else:
                 modules[part.prefix + HEAD] = module
-        return modules
+        return _name_unshared(modules)
+
+
+def _name_unshared(groups: dict[str, T]) -> dict[str, T]:
+    """
+    When a network has a features extractor of its own (an actor-critic's ``vf.features_extractor``), the policy's
+    first one is not shared: it is the actor's, ``pi.features_extractor`` (and ``pi.adapter``).
+    """
+    if any(g.endswith((f".{FEATURES}", f".{ADAPTER}")) for g in groups):
+        groups = {f"pi.{g}" if g in (ADAPTER, FEATURES) else g: v for g, v in groups.items()}
+    return dict(sorted(groups.items(), key=lambda item: group_order(item[0])))
 
 
 def _part_groups(part: Part, names: list[str]) -> Iterable[tuple[str, str, str]]:
@@ -173,13 +201,38 @@ def _q_network_layout(name: str, policy_class: str, net: str) -> PolicyLayout:
         policy_classes=(policy_class,),
         parts=(Part(f"{net}.features_extractor", EXTRACTOR), Part(f"{net}.{net}", MLP)),
         targets=((net, f"{net}_target"),),
+        optimized=net,
     )
 
+
+#: SB3's ``ActorCriticPolicy`` (PPO, A2C) and sb3-contrib's ``MaskableActorCriticPolicy`` (MaskablePPO): a features
+#: extractor (shared, or the actor's and ``vf.features_extractor``), the actor's and the critic's MLPs, the action net
+#: with ``log_std`` (Box actions) as ``pi.head``, the value net as ``vf.head``.
+ACTOR_CRITIC = PolicyLayout(
+    name="ActorCritic",
+    policy_classes=(
+        "stable_baselines3.common.policies.ActorCriticPolicy",
+        "sb3_contrib.common.maskable.policies.MaskableActorCriticPolicy",
+    ),
+    parts=(
+        Part(FEATURES, EXTRACTOR),
+        Part(f"vf_{FEATURES}", EXTRACTOR, "vf."),
+        Part("mlp_extractor.policy_net", MLP, "pi.", head=False, required=False),
+        Part("mlp_extractor.value_net", MLP, "vf.", head=False, required=False),
+        Part("action_net", OUTPUT, "pi."),
+        Part("log_std", OUTPUT, "pi.", required=False),
+        Part("value_net", OUTPUT, "vf."),
+    ),
+    aliases=(f"pi_{FEATURES}",),
+    action_head=f"pi.{HEAD}",
+    activation_fn=nn.Tanh,
+)
 
 #: One entry per supported SB3 policy class (subclasses included).
 LAYOUTS: dict[str, PolicyLayout] = {
     "DQN": _q_network_layout("DQN", "stable_baselines3.dqn.policies.DQNPolicy", "q_net"),
     "QRDQN": _q_network_layout("QRDQN", "sb3_contrib.qrdqn.policies.QRDQNPolicy", "quantile_net"),
+    "ActorCritic": ACTOR_CRITIC,
 }
 
 #: The layout of a plain encoder (an ``nn.Module`` source): it is all features extractor.
@@ -214,7 +267,7 @@ def detect_layout(names: Iterable[str]) -> tuple[PolicyLayout, str] | None:
             for online, _ in layout.targets if prefix_of_online else [("", "")]:
                 prefix = f"{online}." if online else ""
                 # Every part that is a network of its own (not the extractor: a FlattenExtractor has no tensors).
-                needed = [p for p in layout.parts if p.kind != EXTRACTOR]
+                needed = [p for p in layout.parts if p.kind != EXTRACTOR and p.required]
                 if needed and all(any(f"{prefix}{n}".startswith(f"{p.path}.") for n in names) for p in needed):
                     return layout, prefix
     return None
@@ -255,6 +308,33 @@ def resolve_patterns(patterns: str | Sequence[str], groups: Iterable[str], what:
             )
         matched.update(hits)
     return sorted(matched, key=group_order)
+
+
+def distinct(state: Mapping[str, th.Tensor]) -> tuple[dict[str, th.Tensor], dict[str, str]]:
+    """
+    A state dict without the names that alias an earlier tensor (the same data, shape and strides, and the same name
+    below the first module path): a module registered under two names, such as an actor-critic's shared features
+    extractor, which its ``state_dict()`` lists as ``features_extractor.*``, ``pi_features_extractor.*`` and
+    ``vf_features_extractor.*``.
+
+    :param state: Tensors by name, in the policy's order.
+    :return: The distinct tensors, and ``{alias: name}`` for those left out.
+    """
+    first: dict[tuple[int, th.dtype, tuple[int, ...], tuple[int, ...], str], str] = {}
+    kept: dict[str, th.Tensor] = {}
+    aliases: dict[str, str] = {}
+    for name, tensor in state.items():
+        if not isinstance(name, str) or tensor.layout != th.strided:  # (refused by the reader)
+            kept[name] = tensor
+            continue
+        # The same data, and the same path below a differently named module: the module itself is shared.
+        key = (tensor.data_ptr(), tensor.dtype, tuple(tensor.shape), tuple(tensor.stride()), name.partition(".")[2])
+        if tensor.numel() and key in first:
+            aliases[name] = first[key]
+        else:
+            first.setdefault(key, name)
+            kept[name] = tensor
+    return kept, aliases
 
 
 def by_group(values: Mapping[str, T], names: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, T]]:

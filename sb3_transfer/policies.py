@@ -1,6 +1,6 @@
-"""Transfer policies: drop-in policies for SB3's ``DQN`` and sb3-contrib's ``QRDQN`` (with the meanings of SB3's
-``MlpPolicy``, ``CnnPolicy`` and ``MultiInputPolicy``) that start from a pretrained network, freeze layer groups and
-scale the learning rate of each group."""
+"""Transfer policies: drop-in policies for SB3's ``DQN``, ``PPO`` and ``A2C`` and sb3-contrib's ``QRDQN`` and
+``MaskablePPO`` (with the meanings of SB3's ``MlpPolicy``, ``CnnPolicy`` and ``MultiInputPolicy``) that start from a
+pretrained network, freeze layer groups and scale the learning rate of each group."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from typing import Any, ClassVar
 
 import torch as th
 from gymnasium import spaces
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from sb3_contrib.qrdqn.policies import QRDQNPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
+from sb3_transfer.adapters import InputAdapter
 from sb3_transfer.errors import SourceNotFoundError, TransferConfigError
 from sb3_transfer.groups import layout_of, resolve_patterns
 from sb3_transfer.sources import SourceNetwork, read_source
@@ -45,6 +48,8 @@ class TransferPolicyMixin:
 
     #: The features extractor without a source (or when the source's does not fit): SB3's alias's.
     default_features_extractor_class: ClassVar[type[BaseFeaturesExtractor]] = FlattenExtractor
+    #: The policy family (its :data:`~sb3_transfer.groups.LAYOUTS` name), for the architecture a source implies.
+    family: ClassVar[str] = "DQN"
 
     optimizer: th.optim.Optimizer
     optimizer_class: type[th.optim.Optimizer]
@@ -79,7 +84,9 @@ class TransferPolicyMixin:
                     "reads the source again when loaded; TransferDQN / TransferQRDQN and load_and_adapt save the "
                     "architecture instead, so that their models load without the source."
                 ) from e
-            resolved, notes = target_policy_kwargs(network, observation_space, resolved, quantiles=quantiles)
+            resolved, notes = target_policy_kwargs(
+                network, observation_space, resolved, quantiles=quantiles, target=self.family
+            )
         resolved.setdefault("features_extractor_class", self.default_features_extractor_class)
         self._architecture = dict(resolved)
         return resolved, network, notes
@@ -94,6 +101,9 @@ class TransferPolicyMixin:
     ) -> None:
         """Transplant into the built networks, then apply ``freeze=``."""
         self.transfer_report = None
+        for module in self.modules():  # type: ignore[attr-defined]
+            if isinstance(module, InputAdapter):
+                module.reset_identity()
         if network is not None:
             report = transplant(network, self, transfer=transfer, action_map=action_map, strict=strict)  # type: ignore[arg-type]
             report.notes += notes
@@ -307,7 +317,7 @@ class TransferPolicyMixin:
 
     def _regroup_single_group_state(self, optimizer: th.optim.Optimizer, state_dict: dict[str, Any]) -> dict[str, Any] | None:
         """
-        An optimizer state saved with SB3's own policy (one param group over the online network, in its parameters()
+        An optimizer state saved with SB3's own policy (one param group over the parameters SB3 optimizes, in their
         order), loaded into this one (a param group per layer group): the same per-parameter state, regrouped. A state
         that also lists the target network's parameters (DQN models saved with SB3 < 2.4) keeps the online entries,
         with SB3's own warning.
@@ -315,8 +325,8 @@ class TransferPolicyMixin:
         saved = state_dict["param_groups"]
         if len(saved) != 1 or "group" in saved[0] or len(optimizer.param_groups) == 1:
             return None
-        online, _ = layout_of(self).targets[0]  # type: ignore[arg-type]
-        order = {id(p): i for i, p in enumerate(self.get_submodule(online).parameters())}  # type: ignore[attr-defined]
+        optimized = layout_of(self).optimized  # type: ignore[arg-type]
+        order = {id(p): i for i, p in enumerate(self.get_submodule(optimized).parameters())}  # type: ignore[attr-defined]
         ids = saved[0]["params"]
         if len(ids) == 2 * len(order):
             ids = ids[: len(order)]
@@ -511,5 +521,183 @@ class TransferQRDQNCnnPolicy(TransferQRDQNPolicy):
 
 class TransferQRDQNMultiInputPolicy(TransferQRDQNPolicy):
     """:class:`TransferQRDQNPolicy` with the meaning of ``MultiInputPolicy``: without a source, a ``CombinedExtractor``."""
+
+    default_features_extractor_class = CombinedExtractor
+
+
+class TransferActorCriticPolicy(TransferPolicyMixin, ActorCriticPolicy):
+    """
+    SB3's actor-critic policy (``PPO``, ``A2C``) with a pretrained start, frozen layer groups and per-group learning
+    rates: ``PPO(TransferActorCriticPolicy, env, policy_kwargs=dict(pretrained="ppo.zip", freeze=["pi.trunk.*"]))``.
+
+    Its groups: ``features_extractor`` (when actor and critic share it; else ``pi.features_extractor`` and
+    ``vf.features_extractor``), ``pi.trunk.i`` and ``vf.trunk.i`` (the hidden layers of the actor and the critic),
+    ``pi.head`` (the action net, with ``log_std`` for Box actions) and ``vf.head`` (the value net); ``adapter`` /
+    ``pi.adapter`` / ``vf.adapter`` in front of the extractors when the observation size changed. Without
+    ``pretrained`` it builds exactly what ``MlpPolicy`` builds; :class:`TransferActorCriticCnnPolicy` and
+    :class:`TransferMultiInputActorCriticPolicy` stand for ``CnnPolicy`` and ``MultiInputPolicy``. See
+    :class:`TransferDQNPolicy` for ``pretrained`` and what a model saves.
+
+    :param observation_space: Observation space.
+    :param action_space: Action space.
+    :param lr_schedule: Learning rate schedule.
+    :param net_arch: Hidden layers (``dict(pi=[...], vf=[...])`` or a list for both; default: the source's, else SB3's).
+    :param activation_fn: Activation function (default: the source's, else Tanh).
+    :param ortho_init: SB3's orthogonal initialisation (of what the transplant leaves initialised).
+    :param use_sde: gSDE exploration (a source's ``log_std`` then cannot carry over).
+    :param log_std_init: Initial ``log_std`` (of a head that is not carried over).
+    :param full_std: For gSDE.
+    :param use_expln: For gSDE.
+    :param squash_output: For gSDE.
+    :param features_extractor_class: Features extractor (default: the source's, else the SB3 alias's).
+    :param features_extractor_kwargs: Its keyword arguments.
+    :param share_features_extractor: Whether actor and critic share it (default: as the source, else True).
+    :param normalize_images: Divide images by 255 (default: the source's, else True).
+    :param optimizer_class: The optimizer; one param group per layer group.
+    :param optimizer_kwargs: Its keyword arguments, excluding the learning rate.
+    :param pretrained: A source as :func:`~sb3_transfer.load_and_adapt` takes it.
+    :param transfer: Which groups to carry over (``"features"``, ``"trunk"``, ``"all"`` or glob patterns).
+    :param action_map: ``{target: source}`` head rows to carry over: actions (Discrete) or dimensions (Box).
+    :param strict: Raise if a selected pretrained tensor cannot be copied as it is.
+    :param trust_source: Allow unpickling the source zip's metadata.
+    :param freeze: Groups to freeze from the start (names or glob patterns).
+    :param lr_scale: ``{pattern: factor}``: each group's learning rate is the schedule's times its factor.
+    :param pretrained_from: Where the pretrained weights came from (informational).
+    """
+
+    family = "ActorCritic"
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] | None = None,
+        ortho_init: bool = True,
+        use_sde: bool = False,
+        log_std_init: float = 0.0,
+        full_std: bool = True,
+        use_expln: bool = False,
+        squash_output: bool = False,
+        features_extractor_class: type[BaseFeaturesExtractor] | None = None,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        share_features_extractor: bool | None = None,
+        normalize_images: bool | None = None,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        pretrained: Any = None,
+        transfer: str | Sequence[str] = "trunk",
+        action_map: Mapping[int, int] | None = None,
+        strict: bool = False,
+        trust_source: bool = False,
+        freeze: Sequence[str] | str | None = None,
+        lr_scale: Mapping[str, float] | None = None,
+        pretrained_from: str | None = None,
+    ) -> None:
+        arch = dict(
+            net_arch=net_arch,
+            activation_fn=activation_fn,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            share_features_extractor=share_features_extractor,
+            normalize_images=normalize_images,
+        )
+        resolved, network, notes = self._prepare_transfer(
+            observation_space, arch, pretrained, trust_source, freeze, lr_scale, quantiles=False
+        )
+        self.pretrained_from = pretrained_from
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            ortho_init=ortho_init,
+            use_sde=use_sde,
+            log_std_init=log_std_init,
+            full_std=full_std,
+            use_expln=use_expln,
+            squash_output=squash_output,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            **resolved,
+        )
+        self._finish_transfer(network, notes, transfer, action_map, strict)
+
+
+class TransferActorCriticCnnPolicy(TransferActorCriticPolicy):
+    """:class:`TransferActorCriticPolicy` with the meaning of SB3's ``CnnPolicy``: without a source, a ``NatureCNN``."""
+
+    default_features_extractor_class = NatureCNN
+
+
+class TransferMultiInputActorCriticPolicy(TransferActorCriticPolicy):
+    """:class:`TransferActorCriticPolicy` meaning ``MultiInputPolicy``: without a source, a ``CombinedExtractor``."""
+
+    default_features_extractor_class = CombinedExtractor
+
+
+class TransferMaskableActorCriticPolicy(TransferPolicyMixin, MaskableActorCriticPolicy):
+    """
+    sb3-contrib's maskable actor-critic policy (``MaskablePPO``, Discrete actions) with a pretrained start, frozen layer
+    groups and per-group learning rates; groups and parameters as :class:`TransferActorCriticPolicy`.
+    """
+
+    family = "ActorCritic"
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] | None = None,
+        ortho_init: bool = True,
+        features_extractor_class: type[BaseFeaturesExtractor] | None = None,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        share_features_extractor: bool | None = None,
+        normalize_images: bool | None = None,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        pretrained: Any = None,
+        transfer: str | Sequence[str] = "trunk",
+        action_map: Mapping[int, int] | None = None,
+        strict: bool = False,
+        trust_source: bool = False,
+        freeze: Sequence[str] | str | None = None,
+        lr_scale: Mapping[str, float] | None = None,
+        pretrained_from: str | None = None,
+    ) -> None:
+        arch = dict(
+            net_arch=net_arch,
+            activation_fn=activation_fn,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            share_features_extractor=share_features_extractor,
+            normalize_images=normalize_images,
+        )
+        resolved, network, notes = self._prepare_transfer(
+            observation_space, arch, pretrained, trust_source, freeze, lr_scale, quantiles=False
+        )
+        self.pretrained_from = pretrained_from
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            ortho_init=ortho_init,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            **resolved,
+        )
+        self._finish_transfer(network, notes, transfer, action_map, strict)
+
+
+class TransferMaskableActorCriticCnnPolicy(TransferMaskableActorCriticPolicy):
+    """:class:`TransferMaskableActorCriticPolicy` meaning ``CnnPolicy``: without a source, a ``NatureCNN``."""
+
+    default_features_extractor_class = NatureCNN
+
+
+class TransferMaskableMultiInputActorCriticPolicy(TransferMaskableActorCriticPolicy):
+    """:class:`TransferMaskableActorCriticPolicy` meaning ``MultiInputPolicy``: without a source, a ``CombinedExtractor``."""
 
     default_features_extractor_class = CombinedExtractor

@@ -68,9 +68,18 @@ from sb3_transfer.errors import (
     UnsafeSourceError,
     UnsupportedSourceError,
 )
-from sb3_transfer.groups import ADAPTER, FEATURES, HEAD, MODULE_LAYOUT, PolicyLayout, by_group, detect_layout, layout_of
+from sb3_transfer.groups import (
+    ADAPTER,
+    FEATURES,
+    MODULE_LAYOUT,
+    PolicyLayout,
+    by_group,
+    detect_layout,
+    distinct,
+    layout_of,
+)
 
-SUPPORTED_ALGOS = ("DQN", "QRDQN")
+SUPPORTED_ALGOS = ("DQN", "QRDQN", "PPO", "A2C", "MaskablePPO")
 
 # Limits on what a file may make the reader allocate (see the module docstring), checked against the bytes really
 # read, never against the sizes a header declares. Module constants, so that a caller may raise or lower them.
@@ -180,22 +189,19 @@ _KNOWN_EXTRACTORS: dict[str, type[nn.Module]] = {
 
 # Policy modules of algorithms we recognise but cannot transplant from, to name them in the error.
 _OTHER_ALGOS = {
-    "stable_baselines3.common.policies": "an actor-critic algorithm (PPO / A2C)",
-    "stable_baselines3.ppo.policies": "PPO",
-    "stable_baselines3.a2c.policies": "A2C",
     "stable_baselines3.sac.policies": "SAC",
     "stable_baselines3.td3.policies": "TD3 / DDPG",
     "sb3_contrib.tqc.policies": "TQC",
     "sb3_contrib.common.recurrent.policies": "RecurrentPPO",
-    "sb3_contrib.common.maskable.policies": "MaskablePPO",
-    "sb3_contrib.trpo.policies": "TRPO",
     "sb3_contrib.ars.policies": "ARS",
     "sb3_contrib.crossq.policies": "CrossQ",
 }
 _OTHER_KEY_HINTS = {
-    "action_net.": "an actor-critic algorithm (PPO / A2C / TRPO)",
     "actor.": "an actor-critic algorithm (SAC / TD3)",
+    "mlp_extractor.shared_net.": "PPO / A2C with layers shared by actor and critic (SB3 < 1.8)",
 }
+# The algorithm that trained an actor-critic policy, from its policy's module and the fields of SB3's data.
+_ACTOR_CRITIC_ALGOS = {"sb3_contrib.common.maskable.policies": "MaskablePPO"}
 
 
 @dataclass
@@ -206,12 +212,14 @@ class SourceNetwork:
 
     :param tensors: The online network's tensors, named as in the source policy's ``state_dict()``
         (``q_net.q_net.0.weight``...; ``features_extractor.module.*`` for an encoder).
-    :param algo: ``"DQN"``, ``"QRDQN"`` or ``"module"`` (a plain encoder).
+    :param algo: The policy family (the :data:`~sb3_transfer.groups.LAYOUTS` entry): ``"DQN"``, ``"QRDQN"``,
+        ``"ActorCritic"`` (PPO, A2C, MaskablePPO), or ``"module"`` (a plain encoder).
     :param description: What the source is, for reports.
     :param layout: How its tensors form named layer groups (:data:`~sb3_transfer.groups.LAYOUTS`).
-    :param n_actions: Number of actions of the source task, when known.
-    :param n_quantiles: Number of quantiles (QR-DQN); 1 for DQN.
-    :param net_arch: Hidden layer sizes, read from the tensor shapes.
+    :param n_actions: Number of actions of the source task (for Box actions, of action dimensions), when known.
+    :param n_quantiles: Number of quantiles (QR-DQN); 1 otherwise.
+    :param net_arch: Hidden layer sizes, read from the tensor shapes: a list, or for an actor-critic
+        ``{"pi": [...], "vf": [...]}``.
     :param activation_fn: Activation between hidden layers.
     :param features_extractor_class: The source's features extractor class, when it could be resolved safely.
     :param features_extractor_name: Its qualified name, as recorded.
@@ -220,6 +228,10 @@ class SourceNetwork:
     :param module: The encoder, for a ``"module"`` source.
     :param sb3_version: SB3 version that wrote the zip, when known.
     :param notes: Assumptions made while reading, shown in the transfer report.
+    :param trained_with: The algorithm that trained it, when known (``"PPO"``, ``"A2C"``, ``"DQN"``...).
+    :param continuous: Whether its actions are a Box: the action head is the mean, with ``log_std`` beside it.
+    :param share_features_extractor: For an actor-critic: whether actor and critic share the features extractor.
+    :param use_sde: For an actor-critic with Box actions: whether it explores with gSDE (its ``log_std`` is a matrix).
     """
 
     tensors: dict[str, th.Tensor]
@@ -228,7 +240,7 @@ class SourceNetwork:
     layout: PolicyLayout = MODULE_LAYOUT
     n_actions: int | None = None
     n_quantiles: int = 1
-    net_arch: list[int] = field(default_factory=list)
+    net_arch: list[int] | dict[str, list[int]] = field(default_factory=list)
     activation_fn: type[nn.Module] = nn.ReLU
     features_extractor_class: type[nn.Module] | None = None
     features_extractor_name: str = ""
@@ -237,6 +249,10 @@ class SourceNetwork:
     module: nn.Module | None = None
     sb3_version: str | None = None
     notes: list[str] = field(default_factory=list)
+    trained_with: str | None = None
+    continuous: bool = False
+    share_features_extractor: bool | None = None
+    use_sde: bool = False
 
     @property
     def group_names(self) -> dict[str, dict[str, str]]:
@@ -255,17 +271,20 @@ class SourceNetwork:
         if self.module is not None:
             layer = adapters.first_layer(self.module)
             return layer.in_features if isinstance(layer, nn.Linear) else None
-        if ADAPTER in groups:
-            return int(groups[ADAPTER]["weight"].shape[1])
-        if groups.get(FEATURES) or self.features_extractor_name.endswith(".NatureCNN"):
+        adapter = next((g for name, g in groups.items() if name.rpartition(".")[2] == ADAPTER), None)
+        if adapter:
+            return int(adapter["weight"].shape[1])
+        if any(g for name, g in groups.items() if name.rpartition(".")[2] == FEATURES):
             return None
-        first = next((g for name, g in groups.items() if name.startswith("trunk.") or name == HEAD), None)
+        if self.features_extractor_name.endswith(".NatureCNN"):
+            return None
+        first = next((g for name, g in groups.items() if _is_layer(name) and "weight" in g), None)
         return int(first["weight"].shape[1]) if first else None
 
     @property
     def adapted_dim(self) -> int | None:
         """When the source itself carries an input adapter, the size it adapts to."""
-        adapter = self.groups.get(ADAPTER)
+        adapter = next((g for name, g in self.groups.items() if name.rpartition(".")[2] == ADAPTER), None)
         return int(adapter["weight"].shape[0]) if adapter else None
 
 
@@ -274,7 +293,7 @@ def read_source(source: Any, trust_source: bool = False, allow_nonfinite: bool =
     Read a pretrained source.
 
     :param source: Path to an SB3 ``.zip``; an SB3 algorithm; an SB3 policy; an ``nn.Module`` (an encoder); a
-        state dict of an SB3 DQN / QR-DQN policy; or a :class:`SourceNetwork` already read (returned as it is).
+        state dict of an SB3 DQN / QR-DQN / actor-critic policy; or a :class:`SourceNetwork` already read (returned as it is).
     :param trust_source: Allow unpickling the zip's metadata (needed only for custom classes, e.g. a custom
         features extractor or activation function). Never set it for a file from a stranger.
     :param allow_nonfinite: Accept NaN or infinite weights (refused by default: they make every Q-value NaN).
@@ -285,7 +304,9 @@ def read_source(source: Any, trust_source: bool = False, allow_nonfinite: bool =
     if isinstance(source, str | os.PathLike):
         return read_zip(source, trust_source=trust_source, allow_nonfinite=allow_nonfinite)
     if isinstance(source, BaseAlgorithm):
-        return _from_policy(source.policy, f"{type(source).__name__} model", allow_nonfinite=allow_nonfinite)
+        network = _from_policy(source.policy, f"{type(source).__name__} model", allow_nonfinite=allow_nonfinite)
+        network.trained_with = _sb3_algorithm(type(source))
+        return network
     if isinstance(source, BasePolicy):
         return _from_policy(source, f"{type(source).__name__}", allow_nonfinite=allow_nonfinite)
     if isinstance(source, nn.Module):
@@ -296,8 +317,8 @@ def read_source(source: Any, trust_source: bool = False, allow_nonfinite: bool =
     if isinstance(source, Mapping):
         return _from_state_dict(source, "state dict", {}, allow_nonfinite=allow_nonfinite)
     raise InvalidSourceError(
-        f"Cannot use a {type(source).__name__} as a pretrained source: pass a path to an SB3 .zip, an SB3 DQN/QR-DQN "
-        "model or policy, an nn.Module, or a state dict."
+        f"Cannot use a {type(source).__name__} as a pretrained source: pass a path to an SB3 .zip, an SB3 DQN / QR-DQN "
+        "/ PPO / A2C model or policy, an nn.Module, or a state dict."
     )
 
 
@@ -322,9 +343,18 @@ def read_zip(path: str | os.PathLike, trust_source: bool = False, allow_nonfinit
     state_dict = _load_weights(members.pop("policy.pth"), label, trust_source)
     meta = {**_zip_metadata(data, trust_source, label), "trusted": trust_source}
     network = _from_state_dict(state_dict, label, meta, allow_nonfinite=allow_nonfinite)
-    network.description = f"{label} ({network.algo}" + (f", SB3 {version})" if version else ")")
+    if network.algo == "ActorCritic":  # PPO records its clipping, TRPO its conjugate gradient steps, A2C neither
+        network.trained_with = _ACTOR_CRITIC_ALGOS.get(meta["policy_module"]) or (
+            "PPO" if "clip_range" in data else "TRPO" if "cg_max_steps" in data else "A2C"
+        )
+    network.description = f"{label} ({network.trained_with or network.algo}" + (f", SB3 {version})" if version else ")")
     network.sb3_version = version
     return network
+
+
+def _sb3_algorithm(cls: type) -> str | None:
+    """The SB3 / sb3-contrib algorithm an algorithm class is or derives from (``"DQN"`` for ``TransferDQN``)."""
+    return next((c.__name__ for c in cls.__mro__ if c.__module__.startswith(("stable_baselines3", "sb3_contrib"))), None)
 
 
 def _clean(text: Any, limit: int | None = None) -> str:
@@ -338,10 +368,13 @@ def _clean(text: Any, limit: int | None = None) -> str:
     return shown if len(text) <= limit else f"{shown}... ({len(text)} characters)"
 
 
-def _find_file(path: Path) -> Path:
-    """The source file: ``path``, or ``path.zip`` when only that exists (as SB3's ``load`` finds it)."""
+def _find_file(path: Path, what: str = "Pretrained source", suffix: str | None = ".zip") -> Path:
+    """
+    The source file: ``path``, or ``path`` + ``suffix`` when only that exists (as SB3's ``load`` finds a zip).
+    ``what`` names the file in errors.
+    """
     label = f"'{_clean(path, 4 * MAX_STRING_CHARS)}'"
-    candidates = [path, path.with_name(path.name + ".zip")] if path.name else [path]
+    candidates = [path, path.with_name(path.name + suffix)] if path.name and suffix else [path]
     for candidate in candidates:
         try:
             os.stat(candidate)
@@ -349,23 +382,28 @@ def _find_file(path: Path) -> Path:
         except (FileNotFoundError, NotADirectoryError):
             continue
         except (OSError, ValueError) as e:  # a path too long, with a NUL byte, unreadable folder...
-            raise InvalidSourceError(f"Pretrained source {label} cannot be read: {_clean(e)}.") from e
-    raise SourceNotFoundError(f"Pretrained source {label} does not exist.")
+            raise InvalidSourceError(f"{what} {label} cannot be read: {_clean(e)}.") from e
+    raise SourceNotFoundError(f"{what} {label} does not exist.")
 
 
-def _open_regular_file(path: Path, label: str) -> IO[bytes]:
-    """The file opened for reading, after checking it is a regular file: a FIFO or a device could be read forever."""
-    not_regular = f"Pretrained source {label} is not a regular file (a pipe, socket or device); give an SB3 .zip file."
+def _open_regular_file(
+    path: Path, label: str, what: str = "Pretrained source", expected: str = "an SB3 .zip file"
+) -> IO[bytes]:
+    """
+    The file opened for reading, after checking it is a regular file: a FIFO or a device could be read forever.
+    ``what`` names the file in errors, ``expected`` says what it should be.
+    """
+    not_regular = f"{what} {label} is not a regular file (a pipe, socket or device); give {expected}."
     try:
         mode = os.stat(path).st_mode
         if stat.S_ISDIR(mode):
-            raise InvalidSourceError(f"Pretrained source {label} is a directory, not an SB3 .zip file.")
+            raise InvalidSourceError(f"{what} {label} is a directory, not {expected}.")
         if not stat.S_ISREG(mode):
             raise InvalidSourceError(not_regular)
         # Non-blocking, so that a file swapped for a FIFO since the check cannot block open(); fstat tells the truth.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as e:
-        raise InvalidSourceError(f"Pretrained source {label} cannot be opened: {_clean(e)}.") from e
+        raise InvalidSourceError(f"{what} {label} cannot be opened: {_clean(e)}.") from e
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise InvalidSourceError(not_regular)
@@ -663,6 +701,11 @@ def _zip_metadata(data: dict[str, Any], trust_source: bool, label: str) -> dict[
         policy_kwargs = {k: v for k, v in policy_kwargs.items() if not k.startswith(":")}
     action_space = data.get("action_space")
     n_actions = action_space.get("n") if isinstance(action_space, dict) else None
+    shape = action_space.get("_shape") if isinstance(action_space, dict) else None
+    box = isinstance(action_space, dict) and str(action_space.get(":type:", "")).endswith(".Box'>")
+    if n_actions is None and box and isinstance(shape, list | str):  # JSON: a list (SB3 2.x) or its str()
+        m = re.fullmatch(r"\[([0-9]{1,9})\]", str(shape).replace(" ", ""))
+        n_actions = m.group(1) if m else None  # a Box of one dimension: its size is what the action head gives
     return {
         "policy_module": module,
         "policy_class_name": class_name,
@@ -680,6 +723,7 @@ _ARCHITECTURE_ATTRIBUTES = (
     "features_extractor_kwargs",
     "normalize_images",
     "n_quantiles",
+    "share_features_extractor",
 )
 
 
@@ -692,18 +736,34 @@ def _from_policy(policy: BasePolicy, label: str, allow_nonfinite: bool = False) 
         "policy_module": type(policy).__module__,
         "policy_class_name": type(policy).__name__,
         "policy_kwargs": {k: getattr(policy, k) for k in _ARCHITECTURE_ATTRIBUTES if hasattr(policy, k)},
-        "n_actions": int(policy.action_space.n) if hasattr(policy.action_space, "n") else None,
+        "n_actions": action_units(policy.action_space),
         "trusted": True,  # a live object: its classes are already imported
     }
     return _from_state_dict(policy.state_dict(), label, meta, allow_nonfinite=allow_nonfinite)
+
+
+def action_units(space: Any) -> int | None:
+    """
+    The rows of an action head per quantile: a Discrete space's actions, a 1-d Box's dimensions (``None`` for other
+    spaces, whose heads are carried only when their shapes match).
+
+    :param space: An action space.
+    """
+    if hasattr(space, "n") and not hasattr(space, "nvec"):
+        return int(space.n)
+    shape = getattr(space, "shape", None)
+    return int(shape[0]) if type(space).__name__ == "Box" and shape is not None and len(shape) == 1 else None
 
 
 def _check_tensors(state_dict: Mapping[Any, Any], label: str, allow_nonfinite: bool = False) -> dict[str, th.Tensor]:
     """
     The state dict's tensors, each a dense CPU float tensor with the data it claims: named by a printable string, not
     empty, no stride-0 blow-ups, no two overlapping (a storage is counted once, however many tensors view it: 40
-    views of one 16 MiB storage would build 40 layers of 16 MiB each), finite unless ``allow_nonfinite``.
+    views of one 16 MiB storage would build 40 layers of 16 MiB each), finite unless ``allow_nonfinite``. A name that
+    repeats an earlier tensor exactly (a module saved under two names, as an actor-critic's shared features extractor
+    is) is left out: it holds nothing of its own.
     """
+    state_dict, _ = distinct({k: v for k, v in state_dict.items() if isinstance(v, th.Tensor)})
     tensors = {}
     extents = []
     for key, value in state_dict.items():
@@ -775,13 +835,33 @@ def _check_finite(tensors: Mapping[str, th.Tensor], label: str, allow_nonfinite:
             )
 
 
+def _is_layer(group: str) -> bool:
+    """Whether a group is one Linear layer: an adapter, a trunk layer or a head (``pi.trunk.0``, ``vf.head``...)."""
+    return bool(re.fullmatch(r"(\w+\.)?(trunk\.\d+|head|adapter)", group))
+
+
+def _log_std_shapes(weight: th.Tensor) -> list[th.Size]:
+    """The shapes an action net's ``log_std`` may have: per output; gSDE's per latent unit and output (or 1)."""
+    outputs, latent = weight.shape
+    return [th.Size([outputs]), th.Size([latent, outputs]), th.Size([latent, 1])]
+
+
 def _check_layers(groups: dict[str, dict[str, th.Tensor]], label: str) -> None:
-    """The adapter, trunk and head groups are Linear layers (a weight and a bias), none wider than ``MAX_LAYER_SIZE``."""
+    """
+    The adapter, trunk and head groups are Linear layers (a weight and a bias; an actor's head may hold ``log_std``
+    too: one per output, or gSDE's one per latent unit and output), none wider than ``MAX_LAYER_SIZE``.
+    """
     for group, layer in groups.items():
-        if group.startswith("trunk.") or group in ("head", "adapter"):
-            weight, bias = layer.get("weight"), layer.get("bias")
-            extra = set(layer) - {"weight", "bias"}
-            if weight is None or weight.dim() != 2 or extra or (bias is not None and bias.shape != weight.shape[:1]):
+        if _is_layer(group):
+            weight, bias, log_std = layer.get("weight"), layer.get("bias"), layer.get("log_std")
+            extra = set(layer) - {"weight", "bias", "log_std"}
+            if (
+                weight is None
+                or weight.dim() != 2
+                or extra
+                or (bias is not None and bias.shape != weight.shape[:1])
+                or (log_std is not None and log_std.shape not in _log_std_shapes(weight))
+            ):
                 shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in layer.items())
                 raise InvalidSourceError(f"{label}: layer {group} is not a Linear layer's weight and bias ({shapes}).")
             if weight.shape[0] > MAX_LAYER_SIZE:
@@ -789,6 +869,21 @@ def _check_layers(groups: dict[str, dict[str, th.Tensor]], label: str) -> None:
                     f"{label}: layer {group} has {weight.shape[0]} units (weight {tuple(weight.shape)}), more than the "
                     f"limit of {MAX_LAYER_SIZE} (sb3_transfer.sources.MAX_LAYER_SIZE); refused."
                 )
+    # Each layer takes what the one before gives: the architecture built from these sizes holds no layer the file
+    # does not (two 65536-unit layers in a row would need their 16 GiB weight in the file too).
+    previous: dict[str, tuple[str, int]] = {}
+    for group, layer in groups.items():
+        prefix, _, last = group.rpartition(".")
+        if not _is_layer(group) or last == ADAPTER:
+            continue
+        network = prefix[: -len("trunk")].rstrip(".") if prefix.endswith("trunk") else prefix
+        weight = layer["weight"]
+        if network in previous and previous[network][1] != weight.shape[1]:
+            before, width = previous[network]
+            raise InvalidSourceError(
+                f"{label}: layer {group} takes {weight.shape[1]} inputs, but layer {before} before it gives {width}; refused."
+            )
+        previous[network] = (group, int(weight.shape[0]))
 
 
 def _from_state_dict(
@@ -800,12 +895,21 @@ def _from_state_dict(
     found = detect_layout(k for k, v in state_dict.items() if isinstance(k, str) and isinstance(v, th.Tensor))
     # A Q-network's own state dict (no policy prefix, e.g. policy.q_net.state_dict()) is accepted from live objects
     # only; a zip always holds a whole policy.
-    if found is None or (found[1] and module):
-        raise _unsupported(label, module, [k for k in state_dict if isinstance(k, str)])
+    keys = [k for k in state_dict if isinstance(k, str)]
+    other = module in _OTHER_ALGOS or any(k.startswith(tuple(_OTHER_KEY_HINTS)) for k in keys)
+    if found is None or (found[1] and module) or other:
+        raise _unsupported(label, module, keys)
     tensors = _check_tensors(state_dict, label, allow_nonfinite)
     layout, prefix = found
-    targets = tuple(f"{target}." for _, target in layout.targets)  # they follow the online networks
-    tensors = {f"{prefix}{k}": v for k, v in tensors.items() if not f"{prefix}{k}".startswith(targets)}
+    strays = [k for k in tensors if k.startswith(tuple(f"{path}." for path in layout.aliases))]
+    if strays:  # (exact aliases of the module they name are gone already)
+        raise InvalidSourceError(
+            f"{label}: tensor '{_clean(strays[0])}' is not the same as the module it stands for "
+            f"({', '.join(layout.aliases)} is the features_extractor in SB3); refused."
+        )
+    # Target networks follow the online ones; aliases repeat another module.
+    skipped = tuple(f"{path}." for path in (*(target for _, target in layout.targets), *layout.aliases))
+    tensors = {f"{prefix}{k}": v for k, v in tensors.items() if not f"{prefix}{k}".startswith(skipped)}
     algo = layout.name
 
     kwargs = dict(meta.get("policy_kwargs") or {})
@@ -816,12 +920,20 @@ def _from_state_dict(
         raise InvalidSourceError(f"{label}: {e}") from e
     groups = by_group(tensors, names)
     _check_layers(groups, label)
-    head = groups.get(HEAD, {}).get("weight")
+    head = groups.get(layout.action_head, {}).get("weight")
     if head is None:
-        raise InvalidSourceError(f"{label}: the Q-network has no output layer ({layout.parts[-1].path}.<i>.weight).")
-    net_arch = [int(g["weight"].shape[0]) for name, g in groups.items() if name.startswith("trunk.")]
+        output = next(p.path for p in layout.parts if p.kind != "extractor")
+        raise InvalidSourceError(f"{label}: the {layout.name} policy has no action output layer ({output}.*.weight).")
+    widths = {p.rstrip("."): _widths(groups, p) for p in dict.fromkeys(part.prefix for part in layout.parts)}
+    net_arch = widths[""] if list(widths) == [""] else {k: widths[k] for k in sorted(widths) if k}
+    continuous = "log_std" in groups.get(layout.action_head, {})
+    use_sde = continuous and groups[layout.action_head]["log_std"].dim() == 2
     n_actions, n_quantiles = _actions_and_quantiles(int(head.shape[0]), algo, meta.get("n_actions"), kwargs, notes, label)
-    activation_fn = _activation(kwargs.get("activation_fn"), notes, label)
+    activation_fn = _activation(kwargs.get("activation_fn"), notes, label, layout.activation_fn)
+    share = kwargs.get("share_features_extractor")
+    share = {"True": True, "False": False}.get(share, share) if isinstance(share, str) else share
+    if any(g.startswith("vf.") and g.rpartition(".")[2] in (FEATURES, ADAPTER) for g in groups):
+        share = False  # the critic has an extractor of its own, whatever the metadata says
     extractor_name, extractor_class, extractor_kwargs = _extractor(kwargs, meta.get("policy_class_name", ""), groups, notes)
     if not meta.get("trusted"):
         extractor_kwargs = _safe_extractor_kwargs(extractor_name, extractor_kwargs, notes)
@@ -842,7 +954,17 @@ def _from_state_dict(
         features_extractor_kwargs=extractor_kwargs,
         normalize_images=normalize_images if isinstance(normalize_images, bool) else None,
         notes=notes,
+        trained_with=algo if algo in SUPPORTED_ALGOS else None,
+        continuous=continuous,
+        share_features_extractor=share if isinstance(share, bool) and algo == "ActorCritic" else None,
+        use_sde=use_sde,
     )
+
+
+def _widths(groups: dict[str, dict[str, th.Tensor]], prefix: str) -> list[int]:
+    """The hidden layer sizes of one network (``prefix`` ``"pi."``, or ``""`` for a Q-network)."""
+    layer = re.compile(rf"{re.escape(prefix)}trunk\.\d+")
+    return [int(g["weight"].shape[0]) for name, g in groups.items() if layer.fullmatch(name)]
 
 
 def _unsupported(label: str, module: str, tensors: Sequence[str]) -> InvalidSourceError:
@@ -851,13 +973,13 @@ def _unsupported(label: str, module: str, tensors: Sequence[str]) -> InvalidSour
     )
     if algo:
         return UnsupportedSourceError(
-            f"{label} is a model of {algo}; sb3-transfer transplants from {' and '.join(SUPPORTED_ALGOS)} only "
-            "(their Q-networks share the layer groups it maps)."
+            f"{label} is a model of {algo}; sb3-transfer transplants from {', '.join(SUPPORTED_ALGOS)} only so far "
+            "(the policies whose layer groups it maps)."
         )
     return InvalidSourceError(
-        f"{label} does not hold an SB3 DQN / QR-DQN Q-network (no 'q_net.q_net.*' or 'quantile_net.quantile_net.*' "
-        f"tensors; found {', '.join(_clean(t, 80) for t in tensors[:5]) or 'none'}). To use a plain encoder, pass the "
-        "nn.Module itself."
+        f"{label} does not hold an SB3 DQN / QR-DQN Q-network or an actor-critic policy (no 'q_net.q_net.*', "
+        "'quantile_net.quantile_net.*' or 'action_net.*' and 'value_net.*' tensors; found "
+        f"{', '.join(_clean(t, 80) for t in tensors[:5]) or 'none'}). To use a plain encoder, pass the nn.Module itself."
     )
 
 
@@ -870,10 +992,10 @@ def _actions_and_quantiles(
         raise InvalidSourceError(
             f"{label}: its metadata says action_space.n = {n_actions}, but {head}: the file is inconsistent; refused."
         )
-    if algo == "DQN":
+    if algo != "QRDQN":
         if n_actions is not None and n_actions != out_dim:
             raise InvalidSourceError(
-                f"{label}: its metadata says action_space.n = {n_actions}, but {head} (one per action); refused."
+                f"{label}: its metadata says the action space has {n_actions} actions, but {head} (one per action); refused."
             )
         return out_dim, 1
     n_quantiles = kwargs.get("n_quantiles")
@@ -900,13 +1022,13 @@ def _actions_and_quantiles(
     )
 
 
-def _activation(recorded: Any, notes: list[str], label: str) -> type[nn.Module]:
+def _activation(recorded: Any, notes: list[str], label: str, default: type[nn.Module] = nn.ReLU) -> type[nn.Module]:
     """
     The activation class: a live one as it is (the user's, or unpickled from a trusted file); from an untrusted file's
-    ``str()`` of it, only one of ``SAFE_ACTIVATIONS``.
+    ``str()`` of it, only one of ``SAFE_ACTIVATIONS``; the policy class's ``default`` when none is recorded.
     """
     if recorded is None:
-        return nn.ReLU  # SB3's DQN / QR-DQN default, used when policy_kwargs does not name one
+        return default
     if isinstance(recorded, type) and issubclass(recorded, nn.Module):
         return recorded
     m = re.fullmatch(r"<class 'torch\.nn\.modules\.(\w+)\.(\w+)'>", recorded) if isinstance(recorded, str) else None
@@ -932,7 +1054,7 @@ def _extractor(
         cls, name = _resolve_class(extractor_kwargs.get("extractor_class"))
         inner_kwargs = extractor_kwargs.get("extractor_kwargs")
         extractor_kwargs = dict(inner_kwargs) if isinstance(inner_kwargs, dict) else {}
-    features = groups.get("features_extractor", {})
+    features = groups.get(FEATURES) or groups.get(f"pi.{FEATURES}") or {}
     if not name:  # not recorded: the policy class's default, recognisable from the weights too
         if policy_class_name == "CnnPolicy" or "cnn.0.weight" in features:
             cls = torch_layers.NatureCNN

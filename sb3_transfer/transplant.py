@@ -33,8 +33,8 @@ from sb3_transfer.adapters import InputAdapter, ModuleExtractor, adapt_conv_chan
 from sb3_transfer.errors import InvalidSourceError, StrictTransferError, TransferConfigError
 from sb3_transfer.encoders import describe_module
 from sb3_transfer.extractors import GraphExtractor, SmallCNN
-from sb3_transfer.groups import ADAPTER, HEAD, group_order, layout_of, resolve_patterns
-from sb3_transfer.sources import SourceNetwork
+from sb3_transfer.groups import ADAPTER, distinct, group_order, layout_of, resolve_patterns
+from sb3_transfer.sources import SourceNetwork, action_units
 
 COPIED, ADAPTED, INITIALISED, DROPPED = "copied", "adapted", "initialised", "dropped"
 _NOT_SELECTED = "not selected"
@@ -172,6 +172,7 @@ def target_policy_kwargs(
     observation_space: spaces.Space,
     user_kwargs: Mapping[str, Any],
     quantiles: bool = False,
+    target: str = "DQN",
 ) -> tuple[dict[str, Any], list[str]]:
     """
     The ``policy_kwargs`` of a target policy that fits a source network: its architecture, and an input adapter
@@ -181,14 +182,17 @@ def target_policy_kwargs(
     :param observation_space: The target's observation space (after SB3's wrappers, i.e. images channel-first).
     :param user_kwargs: The user's ``policy_kwargs`` (architecture keys only).
     :param quantiles: Whether the target is a QR-DQN policy.
+    :param target: The target policy's family (its :data:`~sb3_transfer.groups.LAYOUTS` name).
     :return: The policy kwargs, and notes for the report.
     """
     notes: list[str] = []
     kwargs: dict[str, Any] = {}
     if network.algo != "module":
-        kwargs.update(net_arch=list(network.net_arch), activation_fn=network.activation_fn)
+        kwargs.update(net_arch=_net_arch(network.net_arch, target), activation_fn=network.activation_fn)
         if network.algo == "QRDQN" and quantiles:
             kwargs["n_quantiles"] = network.n_quantiles
+        if target == "ActorCritic" and network.share_features_extractor is False:
+            kwargs["share_features_extractor"] = False
     image = is_image_space(observation_space)
     if image and network.normalize_images is not None:
         kwargs["normalize_images"] = network.normalize_images
@@ -249,6 +253,13 @@ def target_policy_kwargs(
     return kwargs, notes
 
 
+def _net_arch(net_arch: list[int] | dict[str, list[int]], target: str) -> list[int] | dict[str, list[int]]:
+    """A source's hidden layers as the target family takes them: a Q-network follows an actor's."""
+    if isinstance(net_arch, dict):
+        return {k: list(v) for k, v in net_arch.items()} if target == "ActorCritic" else list(net_arch.get("pi", []))
+    return list(net_arch)
+
+
 def _encoder_extractor(module: nn.Module, observation_space: spaces.Space, notes: list[str]) -> tuple[type, dict[str, Any]]:
     """
     The features extractor of an encoder source: its plain description (:class:`~sb3_transfer.extractors.GraphExtractor`),
@@ -278,49 +289,63 @@ def transplant(
     Write a pretrained network into a built policy: its online networks, then each target network as a copy of its
     online network.
 
+    Each target group takes the source group of its name; where the source has none, a network's group takes the
+    source's shared one (``pi.trunk.0`` and ``vf.trunk.0`` from a Q-network's ``trunk.0``; ``vf.features_extractor``
+    from a shared ``features_extractor``) and a shared group takes the actor's (``features_extractor`` from
+    ``pi.features_extractor``): so layers carry over between algorithms where their shapes allow.
+
     :param source: The pretrained network (see :func:`~sb3_transfer.sources.read_source`).
     :param policy: The target policy, already built for the target task (a policy :data:`~sb3_transfer.groups.LAYOUTS`
         knows).
     :param transfer: ``"features"``, ``"trunk"``, ``"all"`` or a list of glob patterns over group names.
     :param action_map: ``{target_action: source_action}``: head rows to carry over (implies the head is transferred).
+        For Box actions, ``{target_dimension: source_dimension}``: the rows of the mean and of ``log_std``.
     :param strict: Raise :class:`~sb3_transfer.errors.StrictTransferError` if any selected tensor cannot be copied as is.
     :param target_description: How the report names the target.
     :return: The report.
     """
     layout = layout_of(policy)
     target_state = policy.state_dict()
-    target_names = layout.split(target_state)
+    distinct_state, aliases = distinct(target_state)
+    target_names = layout.split(distinct_state)
     source_groups, source_names = source.groups, source.group_names
     all_groups = sorted(set(target_names) | set(source_groups), key=group_order)
     selected = resolve_patterns(transfer, all_groups)
-    n_target_actions = int(policy.action_space.n)  # type: ignore[attr-defined]
-    head_map = _head_map(action_map, source, n_target_actions)
-    if action_map is not None and HEAD not in selected:
-        selected = sorted({*selected, HEAD}, key=group_order)
+    head = _Head(source, policy, layout.action_head, action_map)
+    if action_map is not None and head.group not in selected:
+        selected = sorted({*selected, head.group}, key=group_order)
 
     rows: list[TransferRow] = []
     new_state = dict(target_state)
-    for group in all_groups:
-        src, tgt = source_groups.get(group, {}), target_names.get(group, {})
+    used: set[str] = set()
+    pairs = [(group, _source_group(group, source_groups)) for group in target_names]
+    pairs += [(group, group) for group in source_groups if group not in {sg for _, sg in pairs}]
+    for group, source_group in sorted(pairs, key=lambda pair: group_order(pair[0])):
+        used.add(source_group)
+        src, tgt = source_groups.get(source_group, {}), target_names.get(group, {})
         decisions: dict[str, tuple[th.Tensor | None, str, str]] = {}
         for local in [*tgt, *(name for name in src if name not in tgt)]:
             if local not in tgt:
                 decisions[local] = (None, DROPPED, "no counterpart in the target network")
             else:
-                decisions[local] = _carry(
-                    group, src.get(local), target_state[tgt[local]], group in selected, source, n_target_actions, head_map
-                )
+                # (gSDE's log_std is per latent unit and action: its rows are no actions)
+                is_head = group == layout.action_head and source_group == source.layout.action_head
+                is_head = is_head and not (local == "log_std" and target_state[tgt[local]].dim() == 2)
+                value = target_state[tgt[local]]
+                decisions[local] = _carry(group, src.get(local), value, group in selected, head if is_head else None)
         _keep_layers_whole(decisions)
         for local, (value, action, reason) in decisions.items():
             s, name = src.get(local), tgt.get(local)
             if value is not None:
                 new_state[name] = value.to(dtype=target_state[name].dtype, device=target_state[name].device)  # type: ignore[index]
+            if source_group != group and s is not None and action != DROPPED:
+                reason = f"{reason} (from {source_group})"
             rows.append(
                 TransferRow(
                     group=group,
                     action=action,
                     reason=f"not selected by transfer={transfer!r}" if reason == _NOT_SELECTED else reason,
-                    source_name=source_names[group][local] if s is not None else None,
+                    source_name=source_names[source_group][local] if s is not None else None,
                     target_name=name,
                     source_shape=tuple(s.shape) if s is not None else None,
                     target_shape=tuple(target_state[name].shape) if name is not None else None,
@@ -333,13 +358,15 @@ def transplant(
         rows=rows,
         notes=list(source.notes),
     )
-    if HEAD in report.carried() and head_map is not None:
-        report.head_actions = sorted(head_map)
+    if head.group in report.carried() and head.rows is not None:
+        report.head_actions = sorted(head.rows)
     if strict:
         violations = [r for r in rows if r.group in selected and r.action != COPIED]
         if violations:
             listing = "\n".join(f"  {r.group}: {r.target_name or r.source_name} {r.action} ({r.reason})" for r in violations)
             raise StrictTransferError(f"strict=True: {len(violations)} selected tensor(s) cannot be copied as is:\n{listing}")
+    for alias, name in aliases.items():  # a module under two names gets its new tensors under both
+        new_state[alias] = new_state[name]
     policy.load_state_dict(new_state)
     # SB3 syncs a target network only when the policy is built; it must start equal to the transplanted online one.
     for online, target in layout.targets:
@@ -347,11 +374,33 @@ def transplant(
     return report
 
 
+def _source_group(group: str, source_groups: Mapping[str, Any]) -> str:
+    """
+    The source group a target group takes: the one of its name; else, for a network's group (``vf.trunk.0``), the
+    source's shared one (``trunk.0``); for a shared group (``features_extractor``), the actor's.
+    """
+    prefix, dot, suffix = group.partition(".")
+    if not dot or prefix == "trunk":
+        prefix, suffix = "", group
+    if group in source_groups:
+        return group
+    if prefix and suffix in source_groups:
+        return suffix
+    if not prefix and f"pi.{group}" in source_groups:
+        return f"pi.{group}"
+    return group
+
+
+def _layer(local: str) -> str:
+    """The layer a tensor belongs to, within its group: ``log_std`` is one of its own beside the action net."""
+    return local if local == "log_std" else local.rpartition(".")[0]
+
+
 def _keep_layers_whole(decisions: dict[str, tuple[th.Tensor | None, str, str]]) -> None:
     """A layer whose weight could not be carried keeps none of its pretrained tensors (a lone bias means nothing)."""
-    failed = {local.rpartition(".")[0] for local, (_, action, reason) in decisions.items() if reason.startswith(_MISMATCH)}
+    failed = {_layer(local) for local, (_, action, reason) in decisions.items() if reason.startswith(_MISMATCH)}
     for local, (_, action, _reason) in list(decisions.items()):
-        layer = local.rpartition(".")[0]
+        layer = _layer(local)
         if layer in failed and action in (COPIED, ADAPTED):
             decisions[local] = (
                 None,
@@ -360,24 +409,40 @@ def _keep_layers_whole(decisions: dict[str, tuple[th.Tensor | None, str, str]]) 
             )
 
 
+class _Head:
+    """
+    The action heads of a transplant: the target's group, its number of action units (actions, or Box dimensions)
+    and the validated rows to carry (``{target_action: source_action}``, ``None`` when none can be).
+    """
+
+    def __init__(self, source: SourceNetwork, policy: BasePolicy, group: str, action_map: Mapping[int, int] | None) -> None:
+        self.group = group
+        self.source = source
+        self.continuous = isinstance(policy.action_space, spaces.Box)
+        self.space = policy.action_space
+        self.n_target = action_units(policy.action_space)
+        self.mismatch = ""
+        if source.algo != "module" and source.n_actions is not None and source.continuous != self.continuous:
+            kinds = ("Box", "Discrete") if source.continuous else ("Discrete", "Box")
+            self.mismatch = f"new head: the source's actions are {kinds[0]}, the target's {kinds[1]}"
+        self.rows = None if self.mismatch or self.n_target is None else _head_map(action_map, source, self.n_target)
+        if action_map is not None and self.rows is None:
+            why = self.mismatch or f"the target action space {policy.action_space} has no rows to map"
+            raise TransferConfigError(f"action_map= cannot be applied: {why}.")
+
+
 def _carry(
-    group: str,
-    s: th.Tensor | None,
-    t: th.Tensor,
-    selected: bool,
-    source: SourceNetwork,
-    n_target_actions: int,
-    head_map: dict[int, int] | None,
+    group: str, s: th.Tensor | None, t: th.Tensor, selected: bool, head: _Head | None
 ) -> tuple[th.Tensor | None, str, str]:
     """What one target tensor becomes: ``(new value or None to keep the target's, action, reason)``."""
-    if group == ADAPTER and (s is None or s.shape != t.shape):
+    if group.rpartition(".")[2] == ADAPTER and (s is None or s.shape != t.shape):
         return None, INITIALISED, _adapter_reason(t)
     if not selected:
         return None, INITIALISED, _NOT_SELECTED
     if s is None:
         return None, INITIALISED, "no pretrained counterpart (new layer)"
-    if group == HEAD and s.shape[1:] == t.shape[1:]:
-        return _carry_head(s, t, source, n_target_actions, head_map)
+    if head is not None and s.shape[1:] == t.shape[1:]:
+        return _carry_head(s, t, head)
     if s.shape == t.shape:
         return s.clone(), COPIED, "same shape"
     if s.dim() == 4 and s.shape[0] == t.shape[0] and s.shape[2:] == t.shape[2:]:
@@ -389,15 +454,20 @@ def _carry(
     return None, INITIALISED, f"{_MISMATCH}: pretrained {_shape(tuple(s.shape))}, target {_shape(tuple(t.shape))}"
 
 
-def _carry_head(
-    s: th.Tensor, t: th.Tensor, source: SourceNetwork, n_target_actions: int, head_map: dict[int, int] | None
-) -> tuple[th.Tensor | None, str, str]:
-    n_source_actions = source.n_actions or 0
+def _carry_head(s: th.Tensor, t: th.Tensor, head: _Head) -> tuple[th.Tensor | None, str, str]:
+    n_source_actions, n_target_actions, head_map = head.source.n_actions or 0, head.n_target or 0, head.rows
+    units = "action dimensions" if head.continuous else "actions"
+    if head.mismatch:
+        return None, INITIALISED, head.mismatch
+    if head.n_target is None:  # MultiDiscrete, MultiBinary...: rows that are no actions of one kind
+        if s.shape == t.shape:
+            return s.clone(), COPIED, "same shape"
+        return None, INITIALISED, f"new head: the target's action space ({head.space}) takes another shape"
     if head_map is None:
         return (
             None,
             INITIALISED,
-            f"new head: the target has {n_target_actions} actions, the source {n_source_actions}; action_map carries rows",
+            f"new head: the target has {n_target_actions} {units}, the source {n_source_actions}; action_map carries rows",
         )
     n_q_src, n_q_tgt = s.shape[0] // max(n_source_actions, 1), t.shape[0] // n_target_actions
     identity = n_source_actions == n_target_actions and all(k == v for k, v in head_map.items())
@@ -408,7 +478,7 @@ def _carry_head(
     if not identity or len(head_map) != n_target_actions:
         unmapped = sorted(set(range(n_target_actions)) - set(head_map))
         mapped = ", ".join(f"{a}<-{b}" for a, b in sorted(head_map.items()))
-        parts.append(f"rows of actions {mapped} carried" + (f"; actions {unmapped} start at their mean" if unmapped else ""))
+        parts.append(f"rows of {units} {mapped} carried" + (f"; {units} {unmapped} start at their mean" if unmapped else ""))
     if n_q_src != n_q_tgt:
         how = "averaged" if n_q_tgt == 1 else "repeated" if n_q_src == 1 else "re-sampled, mean kept"
         parts.append(f"{n_q_src} -> {n_q_tgt} quantiles ({how})")

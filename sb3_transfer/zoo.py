@@ -2,7 +2,8 @@
 rl-zoo3's training with the Transfer algorithms.
 
 ``python -m sb3_transfer.zoo ARGS`` is ``python -m rl_zoo3.train ARGS`` with :class:`~sb3_transfer.TransferDQN` and
-:class:`~sb3_transfer.TransferQRDQN` among rl-zoo3's algorithms as ``transfer_dqn`` and ``transfer_qrdqn``: rl-zoo3's
+:class:`~sb3_transfer.TransferQRDQN` (and ``TransferPPO`` / ``TransferA2C``) among rl-zoo3's algorithms as
+``transfer_dqn`` and ``transfer_qrdqn`` (``transfer_ppo``, ``transfer_a2c``): rl-zoo3's
 own training (``rl_zoo3.train.train``), whose YAML can then set the transfer terms (``distill_coef``, ``anchor_coef``...)
 that only the Transfer algorithms take, and whose runs go to ``logs/transfer_dqn/`` beside the scratch runs of
 ``--algo dqn``. With SB3's own ``dqn``, a YAML's Transfer policy still transplants (``zoo_configs/dqn.yml``).
@@ -54,7 +55,12 @@ def zoo_hyperparams(algo: str, env_id: str) -> tuple[dict[str, Any], int | None,
 
 
 #: The Transfer algorithms, by the names rl-zoo3's ``--algo`` takes.
-ZOO_ALGOS = {"transfer_dqn": "TransferDQN", "transfer_qrdqn": "TransferQRDQN"}
+ZOO_ALGOS = {
+    "transfer_dqn": "TransferDQN",
+    "transfer_qrdqn": "TransferQRDQN",
+    "transfer_ppo": "TransferPPO",
+    "transfer_a2c": "TransferA2C",
+}
 
 
 def train(argv: list[str] | None = None) -> None:

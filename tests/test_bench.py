@@ -18,6 +18,7 @@ import torch
 from sb3_transfer.bench.report import WIDTH, terminal_summary, write_report
 from sb3_transfer.bench.runner import (
     LOCK_FILE,
+    check_hyperparams,
     cell_runs,
     suite_runs,
     Run,
@@ -30,7 +31,7 @@ from sb3_transfer.bench.runner import (
     source_path,
 )
 from sb3_transfer.bench.stats import aggregate_poi, iqm, probability_of_improvement, stratified_bootstrap_ci
-from sb3_transfer.bench.suites import METHODS, PAIRS, SUITES, Method
+from sb3_transfer.bench.suites import METHODS, PAIRS, SUITES, Method, Suite
 from sb3_transfer.cli import main
 from sb3_transfer.errors import OutputInUseError, TransferConfigError
 
@@ -586,3 +587,18 @@ def test_a_methods_offline_steps_train_at_the_end_of_the_warm_start(tmp_path):
     curves = {m.name: np.load(run_path(tmp_path, Run(pair, m, 0)))["results"].mean(axis=1) for m in suite.methods[1:]}
     np.testing.assert_array_equal(curves["held"], curves["offline"])
     assert not np.array_equal(curves["released"], curves["then-offline"])
+
+
+def test_a_ppo_pair_runs_without_replay_settings_or_warm_start(tmp_path):
+    """On-policy pairs (the `ppo` suite): no replay sampling to check, no buffer for a warm start to fill."""
+    pair = replace(PAIRS["ppo-cartpole-longpole"], source_steps=512, target_steps=512, eval_freq=256, n_eval_episodes=1)
+    pair = replace(pair, threshold=1000.0)  # never reached: a time ratio to report
+    finetune = METHODS["finetune"]  # a method with a warm start: on PPO it holds none
+    assert check_hyperparams(Run(pair, finetune, 0)) == {} and run_warm_start(Run(pair, finetune, 0)) == 0
+    suite = Suite("ppo-tiny", (pair,), tuple(METHODS[m] for m in ("scratch", "zeroshot", "finetune-lr0.1")), (0,))
+    run_suite(suite, tmp_path, workers=1)
+    for method in suite.methods:
+        with np.load(run_path(tmp_path, Run(pair, method, 0))) as data:
+            assert list(data["timesteps"]) == [0, 256, 512]
+    summary = write_report(suite, tmp_path, "test", 1.0)
+    assert set(summary["pairs"]["ppo-cartpole-longpole"]["methods"]) == {"scratch", "zeroshot", "finetune-lr0.1"}

@@ -10,8 +10,11 @@ from sb3_transfer.envs import VARIANTS, MinAtarImage, register_envs, source_task
 LUNAR = [i for i in VARIANTS if i.startswith("LunarLander")]
 
 
-def trajectory(env_id: str, steps: int = 5, action: int = 1) -> np.ndarray:
+def trajectory(env_id: str, steps: int = 5, action=None) -> np.ndarray:
+    """Observations from seed 0 under one repeated action: by default action 1, or the largest along every axis."""
     env = gym.make(env_id)
+    if action is None:
+        action = env.action_space.high if isinstance(env.action_space, spaces.Box) else 1
     obs, _ = env.reset(seed=0)
     out = [obs]
     for _ in range(steps):
@@ -19,6 +22,19 @@ def trajectory(env_id: str, steps: int = 5, action: int = 1) -> np.ndarray:
         out.append(obs)
     env.close()
     return np.array(out)
+
+
+def steps_to_goal_pushing_with_velocity(env_id: str, seed: int) -> int | None:
+    """Steps a bang-bang policy (full push in the direction the car moves) takes to reach MountainCar's goal."""
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=seed)
+    for step in range(1, env.spec.max_episode_steps + 1):
+        obs, _, terminated, truncated, _ = env.step(np.array([1.0 if obs[1] >= 0 else -1.0], dtype=np.float32))
+        if terminated:
+            return step
+        if truncated:
+            return None
+    return None
 
 
 @pytest.mark.parametrize("env_id", list(VARIANTS))
@@ -32,6 +48,36 @@ def test_variant_dynamics_really_differ_from_the_source(env_id):
     if env_id not in LUNAR:  # LunarLander's reset already takes a physics step
         assert np.array_equal(a[0], b[0])  # same start for the same seed
     assert not np.allclose(a[1:], b[1:])  # different dynamics
+
+
+@pytest.mark.parametrize("env_id", list(VARIANTS))
+def test_variant_keeps_the_source_episode_limit_and_threshold(env_id):
+    spec, source = gym.spec(env_id), gym.spec(source_task(env_id))
+    assert (spec.max_episode_steps, spec.reward_threshold) == (source.max_episode_steps, source.reward_threshold)
+
+
+def test_heavy_pendulum_falls_slower_and_turns_less_under_torque():
+    heavy, source = gym.make("PendulumHeavy-v1"), gym.make("Pendulum-v1")
+    assert (heavy.unwrapped.m, heavy.unwrapped.l) == (1.5, 1.2)
+    # Left alone from the same start, the longer pendulum falls more slowly (the mass alone would not change this).
+    falling = np.zeros((20, 1), dtype=np.float32)
+    heavy_fall, source_fall = trajectory("PendulumHeavy-v1", 20, falling[0]), trajectory("Pendulum-v1", 20, falling[0])
+    assert np.array_equal(heavy_fall[0], source_fall[0]) and not np.allclose(heavy_fall[1:], source_fall[1:])
+    # 17.5 degrees from the top at rest: the source's largest torque pulls it back up, the variant's cannot hold it.
+    for env in (heavy, source):
+        env.reset(seed=0)
+        env.unwrapped.state = np.array([np.arcsin(0.3), 0.0])
+    heavy_obs, *_ = heavy.step(np.array([-2.0], dtype=np.float32))
+    source_obs, *_ = source.step(np.array([-2.0], dtype=np.float32))
+    assert source_obs[2] < 0 < heavy_obs[2]  # angular velocity: back toward the top vs away from it
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_steep_mountain_car_is_solved_by_pushing_with_velocity_but_later(seed):
+    assert gym.make("MountainCarContinuousSteep-v0").unwrapped.power == 0.0010
+    source = steps_to_goal_pushing_with_velocity("MountainCarContinuous-v0", seed)
+    steep = steps_to_goal_pushing_with_velocity("MountainCarContinuousSteep-v0", seed)
+    assert source is not None and steep is not None and source < steep < 200
 
 
 def test_cartpole_variants_recompute_derived_quantities():
@@ -50,6 +96,8 @@ def test_acrobot_and_lunar_parameters():
     windy = gym.make("LunarLanderWindy-v3").unwrapped
     assert windy.enable_wind and windy.wind_power == 15.0
     assert gym.make("LunarLanderLowGravity-v3").unwrapped.gravity == -5.0
+    continuous_windy = gym.make("LunarLanderContinuousWindy-v3").unwrapped
+    assert continuous_windy.continuous and continuous_windy.enable_wind and continuous_windy.wind_power == 15.0
 
 
 def test_registration_is_idempotent():

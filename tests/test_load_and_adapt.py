@@ -243,7 +243,7 @@ def test_continuous_action_space_is_refused(cartpole_zip):
         load_and_adapt(cartpole_zip, "Pendulum-v1", verbose=0)
 
 
-@pytest.mark.parametrize("algo, match", [("ppo", "not supported"), (int, "not supported")])
+@pytest.mark.parametrize("algo, match", [("sac", "not supported"), (int, "not supported")])
 def test_unknown_algo_is_refused(cartpole_zip, algo, match):
     with pytest.raises(TransferConfigError, match=match):
         load_and_adapt(cartpole_zip, "CartPole-v1", algo=algo, verbose=0)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stable_baselines3 import DQN
+from stable_baselines3 import DQN, PPO
 
 import sb3_transfer  # noqa: F401  (registers the variants)
 
@@ -42,14 +42,15 @@ def test_config_entries_resolve(path, env_id, hyperparams, monkeypatch):
     assert eval(hyperparams["policy_kwargs"], {"os": os})["pretrained"] == "source.zip"
 
 
-def rl_zoo_train(tmp_path, env, folder, source=None, eval_freq=300):
+def rl_zoo_train(tmp_path, env, folder, source=None, eval_freq=300, algo="dqn", n=600, overrides=()):
     """rl-zoo3's own train script on a config of ours, as the config's header comment runs it (tiny budgets)."""
     environ = {k: v for k, v in os.environ.items() if k != "SB3T_SOURCE"}
     if source:
         environ["SB3T_SOURCE"] = str(source)
-    command = [sys.executable, "-m", "rl_zoo3.train", "--algo", "dqn", "--env", env, "--gym-packages", "sb3_transfer"]
-    command += ["-conf", str(ROOT / "zoo_configs" / "dqn.yml"), "-n", "600", "--eval-freq", str(eval_freq)]
+    command = [sys.executable, "-m", "rl_zoo3.train", "--algo", algo, "--env", env, "--gym-packages", "sb3_transfer"]
+    command += ["-conf", str(ROOT / "zoo_configs" / f"{algo}.yml"), "-n", str(n), "--eval-freq", str(eval_freq)]
     command += ["--eval-episodes", "2", "-f", str(tmp_path / folder), "--seed", "0", "--device", "cpu"]
+    command += ["--hyperparams", *overrides] if overrides else []
     return subprocess.run(command, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=300)
 
 
@@ -137,3 +138,22 @@ def test_rl_zoo_trains_a_transfer_algorithm_with_its_terms(tmp_path, cartpole_zi
     model = TransferDQN.load(run / "CartPoleLongPole-v1.zip", device="cpu")
     assert (model.distill_coef, model.distill_decay, model.anchor_coef) == (1.0, "return", 0.1)
     assert model.teacher is not None and "pretrained" not in model.policy_kwargs
+
+
+@pytest.mark.parametrize("env_id, source_env", [("CartPoleLongPole-v1", "CartPole-v1"), ("PendulumHeavy-v1", "Pendulum-v1")])
+def test_rl_zoo_trains_ppo_transfer_with_the_jumpstart(tmp_path, env_id, source_env):
+    pytest.importorskip("rl_zoo3")
+    use_sde = yaml.safe_load((ROOT / "zoo_configs" / "ppo.yml").read_text())[env_id].get("use_sde", False)
+    source = tmp_path / "source.zip"
+    PPO("MlpPolicy", source_env, use_sde=use_sde, n_steps=64, batch_size=64, seed=0, device="cpu").save(source)
+    # One short rollout (rl-zoo3's --hyperparams overrides the config's sizes): evaluations at 0 and after it.
+    overrides = ["n_envs:1", "n_steps:64", "batch_size:64", "n_epochs:2"]
+    result = rl_zoo_train(tmp_path, env_id, "logs", source=source, eval_freq=64, algo="ppo", n=64, overrides=overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "logs" / "ppo" / f"{env_id}_1"
+    report = json.loads((run / "transfer_report.json").read_text())
+    assert report["counts"]["initialised"] == 0 and "pi.head" in report["transfer"]
+    with np.load(run / "evaluations.npz") as data:
+        assert data["timesteps"][0] == 0
+    model = PPO.load(run / f"{env_id}.zip", device="cpu")
+    assert "pretrained" not in model.policy_kwargs and model.use_sde == use_sde

@@ -68,7 +68,8 @@ def summarise(suite: Suite, out: Path, n_bootstrap: int = 2000) -> dict[str, Any
                 low, high = stratified_bootstrap_ci([values], lambda s: iqm(s[0]), n_bootstrap)
                 row[name] = {"iqm": iqm(values), "low": low, "high": high}
             row["time_to_threshold"]["censored"] = int(sum(cell["censored"]))
-            row["time_to_threshold_ratio"] = iqm(cell["time_to_threshold"]) / iqm(base["time_to_threshold"])
+            base_time = iqm(base["time_to_threshold"])  # 0 when scratch's first evaluation already reached it
+            row["time_to_threshold_ratio"] = iqm(cell["time_to_threshold"]) / base_time if base_time else float("nan")
             row["time_to_threshold_ratio_bound"] = (
                 "" if method.name == scratch else ratio_bound(cell["censored"], base["censored"])
             )

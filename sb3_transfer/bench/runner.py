@@ -244,7 +244,7 @@ def check_hyperparams(run: Run, hyperparams: dict | None = None) -> dict:
     :param run: The run.
     :param hyperparams: Its :func:`run_hyperparams` (read here if not given).
     :return: The constructor's settings that shape sampling (``batch_size``, ``gradient_steps``, ``train_freq``),
-        given or SB3's defaults.
+        given or SB3's defaults; none for an on-policy algorithm.
     """
     import inspect
 
@@ -260,6 +260,8 @@ def check_hyperparams(run: Run, hyperparams: dict | None = None) -> dict:
         bound = signature.bind_partial("MlpPolicy", run.pair.target_env, **{k: v for k, v in given.items() if k not in extra})
     except TypeError as error:
         raise TransferConfigError(f"run {run.key}: its hyperparameters do not build a model: {error}") from None
+    if not set(SAMPLING) <= set(signature.parameters):  # an on-policy algorithm: no replay sampling
+        return {}
     settings = {name: bound.arguments.get(name, signature.parameters[name].default) for name in SAMPLING}
     train_freq = settings["train_freq"]
     if not (isinstance(train_freq, int) or (isinstance(train_freq, list | tuple) and len(train_freq) == 2)):
@@ -282,6 +284,8 @@ def run_warm_start(run: Run, sampling: dict | None = None) -> int:
     from sb3_transfer.callbacks import scaled_warm_start
 
     if run.method.transfer is None or not run.method.warm_start:
+        return 0
+    if run.pair.algo in ("ppo", "a2c", "maskableppo"):  # no replay buffer for the pretrained policy to fill
         return 0
     if not run.method.scale_warm_start:
         return run.method.warm_start

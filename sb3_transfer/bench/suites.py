@@ -22,7 +22,7 @@ class Pair:
     :param eval_freq: Timesteps between evaluations on the target.
     :param score_range: ``(random score, solved score)`` of the target, to normalise scores across pairs.
     :param threshold: Target score for the time to threshold.
-    :param algo: ``"dqn"`` or ``"qrdqn"``.
+    :param algo: ``"dqn"``, ``"qrdqn"``, ``"ppo"`` or ``"a2c"``.
     :param n_eval_episodes: Episodes per evaluation.
     :param action_map: ``{target_action: source_action}`` for cross-space pairs, if any.
     :param hyperparams: Overrides of the algorithm's hyperparameters (rl-zoo3's for the target's source task
@@ -122,6 +122,16 @@ METHODS = {
         hyperparams=dict(anchor_coef=0.1),
         description="finetune + L2-SP anchor to the transplanted weights (lambda 0.1)",
     ),
+    # For on-policy algorithms (no replay buffer, so no warm start), whose fine-tuning rate load_and_adapt leaves as it is.
+    "finetune-lr1": Method(
+        "finetune-lr1", "all", description="every pretrained layer fine-tuned at the algorithm's own learning rate"
+    ),
+    "finetune-lr0.1": Method(
+        "finetune-lr0.1",
+        "all",
+        lr_scale={"*": 0.1},
+        description="every pretrained layer fine-tuned at a tenth of the learning rate (lr_scale {'*': 0.1})",
+    ),
     "frozen": Method(
         "frozen", "all", freeze=("features_extractor", "trunk.*"), description="pretrained trunk frozen, head trains (lr x0.1)"
     ),
@@ -153,6 +163,45 @@ MINATAR: dict[str, Any] = dict(
         target_update_interval=1_000,
         exploration_fraction=0.25,
         exploration_final_eps=0.05,
+    ),
+)
+
+# PPO: rl-zoo3's tuned settings for the source task, on one env (the runner's): its rollout of 8 x 32 steps on
+# CartPole as 256 steps of one env; Adam's eps as SB3's actor-critic policies set it.
+PPO_CARTPOLE: dict[str, Any] = dict(
+    algo="ppo",
+    zoo_hyperparams=False,
+    n_eval_episodes=5,
+    hyperparams=dict(
+        n_steps=256,
+        batch_size=256,
+        gae_lambda=0.8,
+        gamma=0.98,
+        n_epochs=20,
+        ent_coef=0.0,
+        learning_rate=1e-3,
+        clip_range=0.2,
+        policy_kwargs=dict(optimizer_kwargs=dict(eps=1e-5)),
+    ),
+)
+# rl-zoo3's tuned PPO for Pendulum explores with gSDE; random play scores about -1200, a swing-up about -150.
+PPO_PENDULUM: dict[str, Any] = dict(
+    algo="ppo",
+    zoo_hyperparams=False,
+    n_eval_episodes=5,
+    score_range=(-1300.0, -150.0),
+    threshold=-400.0,
+    hyperparams=dict(
+        n_steps=1024,
+        gae_lambda=0.95,
+        gamma=0.9,
+        n_epochs=10,
+        ent_coef=0.0,
+        learning_rate=1e-3,
+        clip_range=0.2,
+        use_sde=True,
+        sde_sample_freq=4,
+        policy_kwargs=dict(optimizer_kwargs=dict(eps=1e-5)),
     ),
 )
 
@@ -193,6 +242,13 @@ PAIRS = {
         n_eval_episodes=5,
         action_map={0: 0, 1: 1, 2: 2},  # no-op, left, right; fire starts at their mean
         **MINATAR,
+    ),
+    # PPO pairs (the `ppo` suite)
+    "ppo-cartpole-longpole": Pair(
+        "ppo-cartpole-longpole", "CartPole-v1", "CartPoleLongPole-v1", 100_000, 40_000, 2_000, **CARTPOLE, **PPO_CARTPOLE
+    ),
+    "ppo-pendulum-heavy": Pair(
+        "ppo-pendulum-heavy", "Pendulum-v1", "PendulumHeavy-v1", 100_000, 50_000, 2_500, **PPO_PENDULUM
     ),
 }
 
@@ -249,7 +305,16 @@ SUITES = {
         (0, 1, 2),
     ),
     # Three source agents per pair and three target seeds: nine runs per cell (scratch: nine target seeds).
-    "standard": Suite("standard", tuple(PAIRS.values()), STANDARD_METHODS, (0, 1, 2), source_seeds=(0, 1, 2)),
+    "standard": Suite(
+        "standard", tuple(p for p in PAIRS.values() if p.algo == "dqn"), STANDARD_METHODS, (0, 1, 2), source_seeds=(0, 1, 2)
+    ),
+    # PPO, same spaces: does a pretrained start help, and at which fine-tuning rate (load_and_adapt sets none for PPO).
+    "ppo": Suite(
+        "ppo",
+        (PAIRS["ppo-cartpole-longpole"], PAIRS["ppo-pendulum-heavy"]),
+        tuple(METHODS[m] for m in ("scratch", "zeroshot", "finetune-lr1", "finetune-lr0.1")),
+        (0, 1, 2),
+    ),
     # For tests: seconds.
     "micro": Suite(
         "micro",

@@ -1,17 +1,23 @@
 """Gymnasium ids of target-task variants, registered on ``import sb3_transfer``.
 
-=========================  ================  =========================================================================
-id                         source task       what differs
-=========================  ================  =========================================================================
-CartPoleLongPole-v1        CartPole-v1       pole twice as long: half-length (CartPole's ``length``) 1.0 instead of 0.5
-CartPoleWeakMotor-v1       CartPole-v1       pushes of 3.0 N instead of 10.0 N (``force_mag``)
-LunarLanderWindy-v3        LunarLander-v3    wind on (``enable_wind=True``, ``wind_power=15.0``)
-LunarLanderLowGravity-v3   LunarLander-v3    gravity -5.0 instead of -10.0
-AcrobotHeavy-v1            Acrobot-v1        second link 1.5 kg instead of 1.0 and 1.5 m long instead of 1.0
-MinAtar/<Game>-v1          (MinAtar)         registered from the ``minatar`` package when it is installed
-MinAtarImage/<Game>-v1     (MinAtar)         the same game (minimal action set) as uint8 images (:class:`MinAtarImage`),
-                                             episodes cut at 1000 steps; with ``minatar`` installed
-=========================  ================  =========================================================================
+=============================  ========================  =====================================================================
+id                             source task               what differs
+=============================  ========================  =====================================================================
+CartPoleLongPole-v1            CartPole-v1               pole twice as long: half-length (CartPole's ``length``) 1.0 instead
+                                                         of 0.5
+CartPoleWeakMotor-v1           CartPole-v1               pushes of 3.0 N instead of 10.0 N (``force_mag``)
+LunarLanderWindy-v3            LunarLander-v3            wind on (``enable_wind=True``, ``wind_power=15.0``)
+LunarLanderLowGravity-v3       LunarLander-v3            gravity -5.0 instead of -10.0
+AcrobotHeavy-v1                Acrobot-v1                second link 1.5 kg instead of 1.0 and 1.5 m long instead of 1.0
+PendulumHeavy-v1               Pendulum-v1               pendulum 1.5 kg instead of 1.0 and 1.2 m long instead of 1.0
+LunarLanderContinuousWindy-v3  LunarLanderContinuous-v3  wind on (``enable_wind=True``, ``wind_power=15.0``)
+MountainCarContinuousSteep-v0  MountainCarContinuous-v0  engine ``power`` 0.0010 instead of 0.0015: the hill is steeper
+                                                         for the car
+MinAtar/<Game>-v1              (MinAtar)                 registered from the ``minatar`` package when it is installed
+MinAtarImage/<Game>-v1         (MinAtar)                 the same game (minimal action set) as uint8 images
+                                                         (:class:`MinAtarImage`), episodes cut at 1000 steps; with ``minatar``
+                                                         installed
+=============================  ========================  =====================================================================
 """
 
 from __future__ import annotations
@@ -69,6 +75,27 @@ VARIANTS: dict[str, dict] = {
         max_episode_steps=500,
         reward_threshold=-100.0,
         source="Acrobot-v1",
+    ),
+    # Continuous control, for PPO / SAC. Pendulum-v1 has no reward threshold, so neither has its variant.
+    "PendulumHeavy-v1": dict(
+        entry_point="sb3_transfer.envs.variants:PendulumVariant",
+        kwargs=dict(m=1.5, l=1.2),
+        max_episode_steps=200,
+        source="Pendulum-v1",
+    ),
+    "LunarLanderContinuousWindy-v3": dict(
+        entry_point="gymnasium.envs.box2d.lunar_lander:LunarLander",
+        kwargs=dict(continuous=True, enable_wind=True, wind_power=15.0),
+        max_episode_steps=1000,
+        reward_threshold=200.0,
+        source="LunarLanderContinuous-v3",
+    ),
+    "MountainCarContinuousSteep-v0": dict(
+        entry_point="sb3_transfer.envs.variants:MountainCarContinuousVariant",
+        kwargs=dict(power=0.0010),
+        max_episode_steps=999,
+        reward_threshold=90.0,
+        source="MountainCarContinuous-v0",
     ),
 }
 
