@@ -1,9 +1,10 @@
 """``load_and_adapt``: one call from a pretrained source to a ready-to-train model for a new task (DQN, QR-DQN, PPO,
-A2C, MaskablePPO)."""
+A2C, MaskablePPO, SAC, TQC, TD3, DDPG)."""
 
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -11,24 +12,29 @@ from typing import Any
 
 import gymnasium as gym
 from gymnasium import spaces
-from sb3_contrib import QRDQN, MaskablePPO
-from stable_baselines3 import A2C, DQN, PPO
+from sb3_contrib import QRDQN, TQC, MaskablePPO
+from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+import torch as th
 
 from sb3_transfer.algorithms import (
     BuiltFromSourceMixin,
     TransferA2C,
+    TransferDDPG,
     TransferDQN,
     TransferMaskablePPO,
     TransferPPO,
     TransferQRDQN,
+    TransferSAC,
+    TransferTD3,
+    TransferTQC,
 )
 from sb3_transfer.callbacks import warm_start_steps
 from sb3_transfer.errors import IncompatibleSpaceError, SourceNotFoundError, TransferConfigError
-from sb3_transfer.groups import HEAD
+from sb3_transfer.groups import HEAD, layout_of
 from sb3_transfer.sources import SourceNetwork, read_source
 from sb3_transfer.transplant import TransferReport
 from sb3_transfer.vecnormalize import VecNormalizeStats, read_vecnormalize, wrap_vecnormalize
@@ -40,11 +46,28 @@ ALGOS: dict[str, type[BaseAlgorithm]] = {
     "ppo": TransferPPO,
     "a2c": TransferA2C,
     "maskableppo": TransferMaskablePPO,
+    "sac": TransferSAC,
+    "tqc": TransferTQC,
+    "td3": TransferTD3,
+    "ddpg": TransferDDPG,
 }
 #: SB3's own algorithms of the same names (to train sources with).
-SB3_ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "qrdqn": QRDQN, "ppo": PPO, "a2c": A2C, "maskableppo": MaskablePPO}
-#: The algorithms that act on Discrete actions only.
+SB3_ALGOS: dict[str, type[BaseAlgorithm]] = {
+    "dqn": DQN,
+    "qrdqn": QRDQN,
+    "ppo": PPO,
+    "a2c": A2C,
+    "maskableppo": MaskablePPO,
+    "sac": SAC,
+    "tqc": TQC,
+    "td3": TD3,
+    "ddpg": DDPG,
+}
+#: The algorithms that act on Discrete actions only, and those on Box actions only.
 _DISCRETE_ONLY = (TransferDQN, TransferQRDQN, TransferMaskablePPO)
+_BOX_ONLY = (TransferSAC, TransferTQC, TransferTD3)  # (TransferDDPG is a TransferTD3)
+#: The algorithm of a source whose own is not recorded, by its policy family.
+_FAMILY_ALGOS = {"ActorCritic": TransferPPO, "SAC": TransferSAC, "TD3": TransferTD3}
 
 
 def load_and_adapt(
@@ -72,12 +95,13 @@ def load_and_adapt(
     tensor by tensor, what was copied, adapted, initialised or dropped; ``model.transfer_report.save(path)`` writes it
     as JSON.
 
-    :param source: Path to an SB3 ``.zip``; an SB3 DQN / QR-DQN / PPO / A2C / MaskablePPO model or policy; an
-        ``nn.Module`` (becomes the features extractor); or a state dict of such a policy.
+    :param source: Path to an SB3 ``.zip``; an SB3 / sb3-contrib DQN, QR-DQN, PPO, A2C, MaskablePPO, SAC, TQC, TD3 or
+        DDPG model or policy; an ``nn.Module`` (becomes the features extractor); or a state dict of such a policy.
     :param env: The target task: an env id, a gymnasium Env or a VecEnv.
-    :param algo: ``DQN``, ``QRDQN``, ``PPO``, ``A2C`` or ``MaskablePPO`` (class or name; the model is the Transfer
-        algorithm of that name, :class:`~sb3_transfer.TransferDQN`..., or a subclass of one given here). Default: the
-        source's algorithm (PPO for an actor-critic whose algorithm is not recorded), DQN for an encoder.
+    :param algo: ``DQN``, ``QRDQN``, ``PPO``, ``A2C``, ``MaskablePPO``, ``SAC``, ``TQC``, ``TD3`` or ``DDPG`` (class
+        or name; the model is the Transfer algorithm of that name, :class:`~sb3_transfer.TransferDQN`..., or a subclass
+        of one given here). Default: the source's algorithm (PPO for an actor-critic whose algorithm is not recorded,
+        SAC / TD3 for their policies), DQN for an encoder.
     :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` (as in SB3; they name the Transfer policies)
         or a Transfer policy class. Default: the alias SB3 users pick for the target's observations.
     :param transfer: Which groups to carry over: ``"features"`` (features extractor), ``"trunk"`` (everything but
@@ -114,6 +138,11 @@ def load_and_adapt(
         raise IncompatibleSpaceError(
             f"{_sb3_name(algo_class)} needs a Discrete action space; the target env {env_name} has {env.action_space}."
         )
+    if issubclass(algo_class, _BOX_ONLY) and not isinstance(env.action_space, spaces.Box):
+        raise IncompatibleSpaceError(
+            f"{_sb3_name(algo_class)} needs a Box (continuous) action space; the target env {env_name} has "
+            f"{env.action_space}. Pass algo= an algorithm for it (DQN, PPO...): the features and hidden layers carry over."
+        )
     policy = _resolve_policy(policy, algo_class, env.observation_space)
     user_policy_kwargs = dict(model_kwargs.pop("policy_kwargs", None) or {})
     policy_kwargs = {
@@ -129,7 +158,7 @@ def load_and_adapt(
     report = model.transfer_report  # type: ignore[attr-defined]  # a BuiltFromSourceMixin's
     assert report is not None  # the policy was built from the source
     report.target = f"{_sb3_name(algo_class)} on {env_name}"
-    report.settings = apply_fine_tuning_defaults(model, report, {**model_kwargs, **user_policy_kwargs})
+    report.settings = apply_fine_tuning_defaults(model, report, {**model_kwargs, **user_policy_kwargs}, network)
     note = warm_start_note(model, report)
     if note:
         report.notes.append(note)
@@ -167,21 +196,28 @@ def warm_start_note(model: BaseAlgorithm, report: TransferReport) -> str | None:
     )
 
 
-def apply_fine_tuning_defaults(model: BaseAlgorithm, report: TransferReport, user_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+def apply_fine_tuning_defaults(
+    model: BaseAlgorithm, report: TransferReport, user_kwargs: Mapping[str, Any], source: SourceNetwork | None = None
+) -> dict[str, Any]:
     """
     Set the hyperparameters that suit a pretrained start, where the user left them unset, and say which.
 
-    - ``lr_scale``: the groups carried over (copied or adapted) learn at :data:`FINE_TUNING_LR_SCALE` times the
-      learning rate; new layers at the full rate (``docs/fine-tuning.md`` gives the measurements behind it).
-    - ``exploration_initial_eps`` (set by :class:`~sb3_transfer.TransferDQN` itself): with the head carried over,
-      epsilon starts at its final value instead of 1.0, since the pretrained policy already acts on what it learnt.
+    - DQN / QR-DQN: ``lr_scale``: the groups carried over (copied or adapted) learn at :data:`FINE_TUNING_LR_SCALE`
+      times the learning rate; new layers at the full rate (``docs/fine-tuning.md`` gives the measurements behind it).
+    - DQN / QR-DQN: ``exploration_initial_eps`` (set by :class:`~sb3_transfer.TransferDQN` itself): with the head carried
+      over, epsilon starts at its final value instead of 1.0, since the pretrained policy already acts on what it learnt.
+    - SAC / TQC: ``ent_coef``: with the actor's head carried over from a SAC / TQC source whose entropy coefficient is
+      recorded, the learnt coefficient starts at the source's value instead of SB3's 1.0 (see :data:`ENT_COEF_FROM_SOURCE`).
 
     :param model: The model, after the transplant.
     :param report: The transplant's report.
     :param user_kwargs: The constructor arguments and ``policy_kwargs`` the user gave.
+    :param source: The source (for what it recorded besides its weights).
     :return: ``{name: {"value": ..., "reason": ...}}`` for each setting chosen.
     """
     settings: dict[str, Any] = {}
+    if isinstance(model, TransferSAC | TransferTQC):
+        return _sac_defaults(model, report, user_kwargs, source)
     if not isinstance(model, TransferDQN | TransferQRDQN):
         report.notes.append(
             f"no fine-tuning defaults are set for {_sb3_name(type(model))} yet (they are measured for DQN only): "
@@ -203,6 +239,29 @@ def apply_fine_tuning_defaults(model: BaseAlgorithm, report: TransferReport, use
             "value": model.exploration_initial_eps,  # type: ignore[attr-defined]
             "reason": "the head is pretrained: start at the final epsilon instead of 1.0, so random actions "
             "do not throw the jumpstart away",
+        }
+    return settings
+
+
+#: Whether a SAC / TQC model's entropy coefficient starts at its source's (see :func:`apply_fine_tuning_defaults`).
+ENT_COEF_FROM_SOURCE = True
+
+
+def _sac_defaults(
+    model: BaseAlgorithm, report: TransferReport, user_kwargs: Mapping[str, Any], source: SourceNetwork | None
+) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    coef = source.ent_coef if source is not None else None
+    head = layout_of(model.policy).action_head
+    log_ent_coef = getattr(model, "log_ent_coef", None)  # SAC's learnt coefficient (None when ent_coef is fixed)
+    automatic = "ent_coef" not in user_kwargs and isinstance(log_ent_coef, th.Tensor)
+    if ENT_COEF_FROM_SOURCE and automatic and coef is not None and coef > 0 and head in report.carried():
+        with th.no_grad():  # in place: SAC's entropy optimizer holds this tensor
+            log_ent_coef.fill_(math.log(coef))  # type: ignore[union-attr]
+        settings["ent_coef"] = {
+            "value": f"auto_{coef:.4g}",
+            "reason": "the actor is pretrained: its entropy coefficient goes on from the source's learnt value instead "
+            "of SB3's 1.0, which would first push the pretrained policy toward random actions",
         }
     return settings
 
@@ -238,7 +297,7 @@ def _resolve_algo(algo: type[BaseAlgorithm] | str | None, network: SourceNetwork
     names = ", ".join(a.__name__ for a in SB3_ALGOS.values())
     if algo is None:
         trained_with = (network.trained_with or "").lower()
-        return ALGOS.get(trained_with) or (TransferPPO if network.algo == "ActorCritic" else TransferDQN)
+        return ALGOS.get(trained_with) or _FAMILY_ALGOS.get(network.algo, TransferDQN)
     if isinstance(algo, str):
         key = algo.lower().replace("-", "").replace("_", "")
         if key not in ALGOS:

@@ -1,5 +1,5 @@
-"""``TransferDQN``, ``TransferQRDQN``, ``TransferPPO``, ``TransferA2C`` and ``TransferMaskablePPO``: SB3's and
-sb3-contrib's algorithms for a pretrained start.
+"""``TransferDQN``, ``TransferQRDQN``, ``TransferPPO``, ``TransferA2C``, ``TransferMaskablePPO``, ``TransferSAC``,
+``TransferTQC``, ``TransferTD3`` and ``TransferDDPG``: SB3's and sb3-contrib's algorithms for a pretrained start.
 
 They are made as sb3-contrib makes its algorithms, thin subclasses overriding documented methods:
 
@@ -22,9 +22,9 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import torch as th
 import torch.nn.functional as F
-from sb3_contrib import QRDQN, MaskablePPO
+from sb3_contrib import QRDQN, TQC, MaskablePPO
 from sb3_contrib.common.utils import quantile_huber_loss
-from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import get_linear_fn
@@ -48,6 +48,15 @@ from sb3_transfer.policies import (
     TransferQRDQNCnnPolicy,
     TransferQRDQNMultiInputPolicy,
     TransferQRDQNPolicy,
+    TransferSACCnnPolicy,
+    TransferSACMultiInputPolicy,
+    TransferSACPolicy,
+    TransferTD3CnnPolicy,
+    TransferTD3MultiInputPolicy,
+    TransferTD3Policy,
+    TransferTQCCnnPolicy,
+    TransferTQCMultiInputPolicy,
+    TransferTQCPolicy,
 )
 from sb3_transfer.transplant import TransferReport
 
@@ -422,3 +431,44 @@ class TransferMaskablePPO(BuiltFromSourceMixin, MaskablePPO):  # type: ignore[mi
         "CnnPolicy": TransferMaskableActorCriticCnnPolicy,
         "MultiInputPolicy": TransferMaskableMultiInputActorCriticPolicy,
     }
+
+
+class TransferSAC(BuiltFromSourceMixin, SAC):  # type: ignore[misc]
+    """
+    SB3's ``SAC`` for a pretrained start: ``TransferSAC("MlpPolicy", env, policy_kwargs=dict(pretrained="sac.zip"))``.
+    Its ``policy_aliases`` are :class:`~sb3_transfer.TransferSACPolicy` and its Cnn / MultiInput variants; saved models
+    hold the architecture instead of the source, and ``SAC.load`` reads them. Without a source it trains exactly as
+    ``SAC`` does.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": TransferSACPolicy,
+        "CnnPolicy": TransferSACCnnPolicy,
+        "MultiInputPolicy": TransferSACMultiInputPolicy,
+    }
+
+
+class TransferTQC(BuiltFromSourceMixin, TQC):  # type: ignore[misc]
+    """sb3-contrib's ``TQC`` for a pretrained start; see :class:`TransferSAC`."""
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": TransferTQCPolicy,
+        "CnnPolicy": TransferTQCCnnPolicy,
+        "MultiInputPolicy": TransferTQCMultiInputPolicy,
+    }
+
+
+class TransferTD3(BuiltFromSourceMixin, TD3):  # type: ignore[misc]
+    """SB3's ``TD3`` for a pretrained start; see :class:`TransferSAC`."""
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": TransferTD3Policy,
+        "CnnPolicy": TransferTD3CnnPolicy,
+        "MultiInputPolicy": TransferTD3MultiInputPolicy,
+    }
+
+
+class TransferDDPG(BuiltFromSourceMixin, DDPG):  # type: ignore[misc]
+    """SB3's ``DDPG`` for a pretrained start; see :class:`TransferSAC`."""
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = TransferTD3.policy_aliases

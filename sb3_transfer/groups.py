@@ -61,6 +61,8 @@ class Part:
     :param head: For an ``"mlp"``: whether its last ``Linear`` layer is the head.
     :param required: Whether every policy of the class has tensors here (an actor-critic's ``log_std`` exists for Box
         actions only, its MLPs may have no hidden layer): how a state dict is recognised (:func:`detect_layout`).
+    :param local: For an ``"output"`` module of its own that joins a group beside another (SAC's ``log_std`` layer
+        beside the mean): the name its tensors take in the group (``log_std.weight``).
     """
 
     path: str
@@ -68,6 +70,7 @@ class Part:
     prefix: str = ""
     head: bool = True
     required: bool = True
+    local: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,12 @@ class PolicyLayout:
         ``action_map`` remaps.
     :param activation_fn: The policy class's default activation, for a source that does not record its own.
     :param optimized: The module whose ``parameters()`` SB3's own optimizer holds (``""``: the whole policy).
+    :param optimizers: For policies with an optimizer per network (SAC, TD3): ``(optimizer attribute, module)`` pairs,
+        each optimizer holding the groups of its module (``("actor.optimizer", "actor")``). Empty: one optimizer,
+        ``optimizer``, over :attr:`optimized`.
+    :param net_arch: ``(net_arch key, group prefix)`` pairs: where an algorithm's ``net_arch`` dict takes each network's
+        hidden layers from (``("pi", "actor.")``). Empty: a list, the unprefixed groups'.
+    :param continuous: Whether the policy class acts on Box actions only (SAC, TD3).
     """
 
     name: str
@@ -95,6 +104,13 @@ class PolicyLayout:
     action_head: str = HEAD
     activation_fn: type[nn.Module] = nn.ReLU
     optimized: str = ""
+    optimizers: tuple[tuple[str, str], ...] = ()
+    net_arch: tuple[tuple[str, str], ...] = ()
+    continuous: bool = False
+
+    def optimizer_slots(self) -> tuple[tuple[str, str], ...]:
+        """``(optimizer attribute, module)`` of each optimizer SB3 builds for the policy."""
+        return self.optimizers or (("optimizer", self.optimized),)
 
     def split(self, names: Iterable[str]) -> dict[str, dict[str, str]]:
         """
@@ -152,7 +168,7 @@ class PolicyLayout:
                 for group, _, name in _part_groups(part, [f"{part.path}.{n}" for n in names]):
                     modules.setdefault(group, module.get_submodule(name[len(part.path) + 1 :].split(".")[0]))
             else:
-                modules[part.prefix + HEAD] = module
+                modules.setdefault(part.prefix + HEAD, module)
         return _name_unshared(modules)
 
 
@@ -192,7 +208,11 @@ def _part_groups(part: Part, names: list[str]) -> Iterable[tuple[str, str, str]]
             yield group_of[int(m.group(1))], m.group(2), name
     else:
         for name in names:
-            yield part.prefix + HEAD, name[offset:] if name != part.path else name.rsplit(".", 1)[-1], name
+            local = name[offset:] if name != part.path else name.rsplit(".", 1)[-1]
+            # A head wrapped with its output activation (SAC's gSDE mean, clipped: nn.Sequential(Linear, Hardtanh)) is
+            # its Linear layer.
+            local = local[2:] if local.startswith("0.") else local
+            yield part.prefix + HEAD, f"{part.local}.{local}" if part.local and name != part.path else local, name
 
 
 def _q_network_layout(name: str, policy_class: str, net: str) -> PolicyLayout:
@@ -228,11 +248,60 @@ ACTOR_CRITIC = PolicyLayout(
     activation_fn=nn.Tanh,
 )
 
-#: One entry per supported SB3 policy class (subclasses included).
+#: Critics an actor/critic policy may have (SB3's ``n_critics``, 2 by default): ``critic.qf0`` ... ``critic.qf9``.
+MAX_CRITICS = 10
+
+
+def _critics() -> tuple[Part, ...]:
+    """SB3's ``ContinuousCritic`` (and TQC's quantile critics): a features extractor, then one MLP per critic."""
+    return (
+        Part(f"critic.{FEATURES}", EXTRACTOR, "critic."),
+        *(Part(f"critic.qf{k}", MLP, f"critic.qf{k}.", required=k == 0) for k in range(MAX_CRITICS)),
+    )
+
+
+_ACTOR_CRITICS = dict(
+    action_head=f"actor.{HEAD}",
+    optimizers=(("actor.optimizer", "actor"), ("critic.optimizer", "critic")),
+    net_arch=(("pi", "actor."), ("qf", "critic.qf0.")),
+    continuous=True,
+)
+
+#: SB3's ``SACPolicy`` and sb3-contrib's ``TQCPolicy``: the actor's features extractor, hidden layers
+#: (``actor.latent_pi``), mean (``actor.mu``) and ``log_std`` (a layer; gSDE's matrix) together as ``actor.head``; the
+#: critics ``critic.qf<k>`` (TQC's give quantiles), with the target critics following.
+SAC = PolicyLayout(
+    name="SAC",
+    policy_classes=("stable_baselines3.sac.policies.SACPolicy", "sb3_contrib.tqc.policies.TQCPolicy"),
+    parts=(
+        Part(f"actor.{FEATURES}", EXTRACTOR, "actor."),
+        Part("actor.latent_pi", MLP, "actor.", head=False, required=False),
+        Part("actor.mu", OUTPUT, "actor."),
+        Part("actor.log_std", OUTPUT, "actor.", local="log_std"),
+        *_critics(),
+    ),
+    targets=(("critic", "critic_target"),),
+    **_ACTOR_CRITICS,  # type: ignore[arg-type]
+)
+
+#: SB3's ``TD3Policy`` (TD3, DDPG): a deterministic actor (``actor.mu``, its last layer ``actor.head``) and the critics,
+#: the target actor and critics following.
+TD3 = PolicyLayout(
+    name="TD3",
+    policy_classes=("stable_baselines3.td3.policies.TD3Policy",),
+    parts=(Part(f"actor.{FEATURES}", EXTRACTOR, "actor."), Part("actor.mu", MLP, "actor."), *_critics()),
+    targets=(("actor", "actor_target"), ("critic", "critic_target")),
+    **_ACTOR_CRITICS,  # type: ignore[arg-type]
+)
+
+#: One entry per supported SB3 policy class (subclasses included). SAC comes before TD3: a SAC policy's tensors fit
+#: TD3's parts too (``actor.mu.*``, ``critic.qf0.*``), TD3's lack SAC's ``actor.log_std``.
 LAYOUTS: dict[str, PolicyLayout] = {
     "DQN": _q_network_layout("DQN", "stable_baselines3.dqn.policies.DQNPolicy", "q_net"),
     "QRDQN": _q_network_layout("QRDQN", "sb3_contrib.qrdqn.policies.QRDQNPolicy", "quantile_net"),
     "ActorCritic": ACTOR_CRITIC,
+    "SAC": SAC,
+    "TD3": TD3,
 }
 
 #: The layout of a plain encoder (an ``nn.Module`` source): it is all features extractor.
@@ -268,9 +337,13 @@ def detect_layout(names: Iterable[str]) -> tuple[PolicyLayout, str] | None:
                 prefix = f"{online}." if online else ""
                 # Every part that is a network of its own (not the extractor: a FlattenExtractor has no tensors).
                 needed = [p for p in layout.parts if p.kind != EXTRACTOR and p.required]
-                if needed and all(any(f"{prefix}{n}".startswith(f"{p.path}.") for n in names) for p in needed):
+                if needed and all(any(_under(f"{prefix}{n}", p.path) for n in names) for p in needed):
                     return layout, prefix
     return None
+
+
+def _under(name: str, path: str) -> bool:
+    return name == path or name.startswith(f"{path}.")
 
 
 def group_order(group: str) -> tuple[str, int, int, str]:

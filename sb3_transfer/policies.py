@@ -1,6 +1,7 @@
-"""Transfer policies: drop-in policies for SB3's ``DQN``, ``PPO`` and ``A2C`` and sb3-contrib's ``QRDQN`` and
-``MaskablePPO`` (with the meanings of SB3's ``MlpPolicy``, ``CnnPolicy`` and ``MultiInputPolicy``) that start from a
-pretrained network, freeze layer groups and scale the learning rate of each group."""
+"""Transfer policies: drop-in policies for SB3's ``DQN``, ``PPO``, ``A2C``, ``SAC``, ``TD3`` and ``DDPG`` and
+sb3-contrib's ``QRDQN``, ``MaskablePPO`` and ``TQC`` (with the meanings of SB3's ``MlpPolicy``, ``CnnPolicy`` and
+``MultiInputPolicy``) that start from a pretrained network, freeze layer groups and scale the learning rate of each
+group."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from sb3_contrib.qrdqn.policies import QRDQNPolicy
+from sb3_contrib.tqc.policies import TQCPolicy
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import DQNPolicy
+from stable_baselines3.sac.policies import SACPolicy
+from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
 from sb3_transfer.adapters import InputAdapter
@@ -123,7 +127,22 @@ class TransferPolicyMixin:
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)  # type: ignore[misc]
-        self.optimizer = self._make_grouped_optimizer(lr_schedule)
+        # SB3's optimizers (one, or SAC's / TD3's one per network), each rebuilt with a param group per layer group.
+        for attribute, module in layout_of(self).optimizer_slots():  # type: ignore[arg-type]
+            owner, _, name = attribute.rpartition(".")
+            setattr(self.get_submodule(owner) if owner else self, name, self._make_grouped_optimizer(lr_schedule, module))  # type: ignore[attr-defined]
+
+    def optimizers(self) -> list[th.optim.Optimizer]:
+        """The policy's optimizers: SB3's ``optimizer``, or SAC's and TD3's ``actor.optimizer`` and ``critic.optimizer``."""
+        return [self._optimizer_for(module) for _, module in layout_of(self).optimizer_slots()]  # type: ignore[arg-type]
+
+    def _optimizer_for(self, module: str) -> th.optim.Optimizer:
+        attribute = dict((m, a) for a, m in layout_of(self).optimizer_slots())[module]  # type: ignore[arg-type]
+        owner, _, name = attribute.rpartition(".")
+        return getattr(self.get_submodule(owner) if owner else self, name)  # type: ignore[attr-defined]
+
+    def _param_groups(self) -> list[dict[str, Any]]:
+        return [group for optimizer in self.optimizers() for group in optimizer.param_groups]
 
     def set_training_mode(self, mode: bool) -> None:
         """
@@ -189,7 +208,7 @@ class TransferPolicyMixin:
 
     def _sync_frozen(self) -> None:
         # The optimizer's param groups carry the flag, so that it is saved with the model (SB3 saves the optimizer).
-        for group in self.optimizer.param_groups:
+        for group in self._param_groups():
             group["frozen"] = group.get("group") in self._frozen
         self.train(self.training)  # type: ignore[attr-defined]  # an unfrozen group follows the policy's mode again
         self._apply_frozen_modes()
@@ -216,13 +235,17 @@ class TransferPolicyMixin:
                 factor = float(value)
         return factor
 
-    def _make_grouped_optimizer(self, lr_schedule: Schedule) -> th.optim.Optimizer:
-        groups = self.layer_groups()
+    def _make_grouped_optimizer(self, lr_schedule: Schedule, module: str) -> th.optim.Optimizer:
+        every = self.layer_groups()
+        names = layout_of(self).split(dict(self.named_parameters()))  # type: ignore[arg-type,attr-defined]
+        # The groups of the module this optimizer is SB3's for (SAC's critic optimizer leaves out a shared extractor,
+        # which is the actor's group).
+        groups = {g: every[g] for g in every if not module or all(n.startswith(f"{module}.") for n in names[g].values())}
         param_groups = [
             {
                 "params": params,
                 "group": name,
-                "lr_scale": self._scale_for(name, list(groups)),
+                "lr_scale": self._scale_for(name, list(every)),
                 "lr_warmup": 1.0,
                 "frozen": name in self._frozen,
             }
@@ -257,7 +280,7 @@ class TransferPolicyMixin:
 
         :param lr_scale: Factors by group name or glob pattern.
         """
-        groups = [g["group"] for g in self.optimizer.param_groups]
+        groups = [g["group"] for g in self._param_groups()]
         lr_scale = _check_lr_scale(lr_scale)
         for pattern, factor in lr_scale.items():
             for name in resolve_patterns([pattern], groups, what="lr_scale"):
@@ -298,19 +321,18 @@ class TransferPolicyMixin:
 
         :param group: A layer group name.
         """
-        for param_group in self.optimizer.param_groups:
+        for param_group in self._param_groups():
             if param_group.get("group") == group:
                 return param_group
         raise TransferConfigError(
-            f"No layer group '{group}'; groups are: {', '.join(g.get('group', '?') for g in self.optimizer.param_groups)}."
+            f"No layer group '{group}'; groups are: {', '.join(g.get('group', '?') for g in self._param_groups())}."
         )
 
     def learning_rates(self) -> dict[str, float]:
         """The learning rate each layer group's next optimizer step uses: SB3's rate times the group's factors."""
         hold = self._hold_factor()
         return {
-            g["group"]: float(g["lr"] * g.get("lr_scale", 1.0) * g.get("lr_warmup", 1.0) * hold)
-            for g in self.optimizer.param_groups
+            g["group"]: float(g["lr"] * g.get("lr_scale", 1.0) * g.get("lr_warmup", 1.0) * hold) for g in self._param_groups()
         }
 
     # --- saving -------------------------------------------------------------------------------------------------------
@@ -325,8 +347,11 @@ class TransferPolicyMixin:
         saved = state_dict["param_groups"]
         if len(saved) != 1 or "group" in saved[0] or len(optimizer.param_groups) == 1:
             return None
-        optimized = layout_of(self).optimized  # type: ignore[arg-type]
-        order = {id(p): i for i, p in enumerate(self.get_submodule(optimized).parameters())}  # type: ignore[attr-defined]
+        optimized = next(m for _, m in layout_of(self).optimizer_slots() if self._optimizer_for(m) is optimizer)  # type: ignore[arg-type]
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        # SB3's order: its module's parameters, less those another optimizer holds (SAC's shared extractor).
+        own = [p for p in self.get_submodule(optimized).parameters() if id(p) in held]  # type: ignore[attr-defined]
+        order = {id(p): i for i, p in enumerate(own)}
         ids = saved[0]["params"]
         if len(ids) == 2 * len(order):
             ids = ids[: len(order)]
@@ -350,11 +375,13 @@ class TransferPolicyMixin:
                 group["lr"] = group.pop(_BASE)
             group.pop("lr_hold", None)
         # Restore the frozen groups saved with the optimizer (callbacks may have changed them since construction).
-        frozen = [g["group"] for g in optimizer.param_groups if g.get("frozen")]
-        if set(frozen) != self._frozen:
-            self.unfreeze()
-            if frozen:
-                self.freeze(*frozen)
+        mine = {g["group"] for g in optimizer.param_groups if "group" in g}
+        frozen = {g["group"] for g in optimizer.param_groups if g.get("frozen")}
+        thawed = (self._frozen & mine) - frozen
+        if thawed:
+            self.unfreeze(*thawed)
+        if frozen - self._frozen:
+            self.freeze(*frozen)
 
     def _transfer_constructor_parameters(self) -> dict[str, Any]:
         return {
@@ -699,5 +726,162 @@ class TransferMaskableActorCriticCnnPolicy(TransferMaskableActorCriticPolicy):
 
 class TransferMaskableMultiInputActorCriticPolicy(TransferMaskableActorCriticPolicy):
     """:class:`TransferMaskableActorCriticPolicy` meaning ``MultiInputPolicy``: without a source, a ``CombinedExtractor``."""
+
+    default_features_extractor_class = CombinedExtractor
+
+
+class _TransferActorCriticsPolicy(TransferPolicyMixin):
+    """
+    What the SAC, TD3 and TQC Transfer policies share: the architecture arguments a source may imply, resolved before
+    SB3 builds the actor and the critics; SB3's other arguments (``use_sde``, ``clip_mean``...) pass through as they are.
+    """
+
+    #: Whether the policy's critics give quantiles (TQC): it takes a TQC source's ``n_quantiles``.
+    quantile_critics: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] | None = None,
+        features_extractor_class: type[BaseFeaturesExtractor] | None = None,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool | None = None,
+        n_critics: int | None = None,
+        share_features_extractor: bool | None = None,
+        pretrained: Any = None,
+        transfer: str | Sequence[str] = "trunk",
+        action_map: Mapping[int, int] | None = None,
+        strict: bool = False,
+        trust_source: bool = False,
+        freeze: Sequence[str] | str | None = None,
+        lr_scale: Mapping[str, float] | None = None,
+        pretrained_from: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        arch = dict(
+            net_arch=net_arch,
+            activation_fn=activation_fn,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            normalize_images=normalize_images,
+            n_critics=n_critics,
+            share_features_extractor=share_features_extractor,
+        )
+        if self.quantile_critics:
+            arch["n_quantiles"] = kwargs.pop("n_quantiles", None)
+        resolved, network, notes = self._prepare_transfer(
+            observation_space, arch, pretrained, trust_source, freeze, lr_scale, quantiles=self.quantile_critics
+        )
+        self.pretrained_from = pretrained_from
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs, **resolved)  # type: ignore[call-arg]
+        self._finish_transfer(network, notes, transfer, action_map, strict)
+
+
+_ACTOR_CRITICS_DOC = """
+    Its groups: ``actor.features_extractor`` and ``critic.features_extractor`` (one, the actor's, when shared),
+    ``actor.trunk.i`` (the actor's hidden layers), ``actor.head`` ({head}), and per critic ``critic.qf<k>.trunk.i`` and
+    ``critic.qf<k>.head``; ``actor.adapter`` / ``critic.adapter`` in front of the extractors when the observation size
+    changed. The target networks follow the online ones after the transplant. Each of SB3's two optimizers (the actor's,
+    the critics') holds a param group per layer group of its network. Without ``pretrained`` it builds exactly what
+    ``MlpPolicy`` builds. See :class:`TransferDQNPolicy` for ``pretrained`` and what a model saves.
+
+    :param observation_space: Observation space.
+    :param action_space: Action space (Box).
+    :param lr_schedule: Learning rate schedule.
+    :param net_arch: Hidden layers (``dict(pi=[...], qf=[...])`` or a list for both; default: the source's, else SB3's).
+    :param activation_fn: Activation function (default: the source's, else ReLU).
+    :param features_extractor_class: Features extractor (default: the source's, else the SB3 alias's).
+    :param features_extractor_kwargs: Its keyword arguments.
+    :param normalize_images: Divide images by 255 (default: the source's, else True).
+    :param n_critics: Number of critics (default: the source's when it has critics, else 2).
+    :param share_features_extractor: Whether the critics use the actor's extractor (default: as the source, else False).
+    :param pretrained: A source as :func:`~sb3_transfer.load_and_adapt` takes it.
+    :param transfer: Which groups to carry over (``"features"``, ``"trunk"``, ``"all"`` or glob patterns).
+    :param action_map: ``{{target_dimension: source_dimension}}``: the rows of the actor's head to carry over.
+    :param strict: Raise if a selected pretrained tensor cannot be copied as it is.
+    :param trust_source: Allow unpickling the source zip's metadata.
+    :param freeze: Groups to freeze from the start (names or glob patterns).
+    :param lr_scale: ``{{pattern: factor}}``: each group's learning rate is the schedule's times its factor.
+    :param pretrained_from: Where the pretrained weights came from (informational).
+    :param kwargs: {sb3}'s other arguments ({names}).
+    """
+
+
+class TransferSACPolicy(_TransferActorCriticsPolicy, SACPolicy):
+    __doc__ = """
+    SB3's SAC policy with a pretrained start, frozen layer groups and per-group learning rates:
+    ``SAC(TransferSACPolicy, env, policy_kwargs=dict(pretrained="sac.zip", freeze=["actor.trunk.*"]))``.
+    """ + _ACTOR_CRITICS_DOC.format(
+        head="the mean, with the ``log_std`` layer (gSDE: its matrix)",
+        sb3="``SACPolicy``",
+        names="``use_sde``, ``log_std_init``, ``use_expln``, ``clip_mean``, ``optimizer_class``, ``optimizer_kwargs``",
+    )
+
+    family = "SAC"
+
+
+class TransferSACCnnPolicy(TransferSACPolicy):
+    """:class:`TransferSACPolicy` with the meaning of SB3's ``CnnPolicy``: without a source, a ``NatureCNN``."""
+
+    default_features_extractor_class = NatureCNN
+
+
+class TransferSACMultiInputPolicy(TransferSACPolicy):
+    """:class:`TransferSACPolicy` with the meaning of ``MultiInputPolicy``: without a source, a ``CombinedExtractor``."""
+
+    default_features_extractor_class = CombinedExtractor
+
+
+class TransferTQCPolicy(_TransferActorCriticsPolicy, TQCPolicy):
+    __doc__ = """
+    sb3-contrib's TQC policy with a pretrained start, frozen layer groups and per-group learning rates; as
+    :class:`TransferSACPolicy`, its critics giving quantiles (``n_quantiles``: default the source's when it is a TQC,
+    else 25). A critic head of a SAC source becomes one of quantiles that all start at its value.
+    """ + _ACTOR_CRITICS_DOC.format(
+        head="the mean, with the ``log_std`` layer (gSDE: its matrix)",
+        sb3="``TQCPolicy``",
+        names="``n_quantiles``, ``use_sde``, ``log_std_init``, ``use_expln``, ``clip_mean``, ``optimizer_class``...",
+    )
+
+    family = "SAC"
+    quantile_critics = True
+
+
+class TransferTQCCnnPolicy(TransferTQCPolicy):
+    """:class:`TransferTQCPolicy` with the meaning of sb3-contrib's ``CnnPolicy``: without a source, a ``NatureCNN``."""
+
+    default_features_extractor_class = NatureCNN
+
+
+class TransferTQCMultiInputPolicy(TransferTQCPolicy):
+    """:class:`TransferTQCPolicy` with the meaning of ``MultiInputPolicy``: without a source, a ``CombinedExtractor``."""
+
+    default_features_extractor_class = CombinedExtractor
+
+
+class TransferTD3Policy(_TransferActorCriticsPolicy, TD3Policy):
+    __doc__ = """
+    SB3's TD3 policy (``TD3``, ``DDPG``) with a pretrained start, frozen layer groups and per-group learning rates:
+    ``TD3(TransferTD3Policy, env, policy_kwargs=dict(pretrained="td3.zip"))``.
+    """ + _ACTOR_CRITICS_DOC.format(
+        head="the last layer of the deterministic actor",
+        sb3="``TD3Policy``",
+        names="``optimizer_class``, ``optimizer_kwargs``",
+    )
+
+    family = "TD3"
+
+
+class TransferTD3CnnPolicy(TransferTD3Policy):
+    """:class:`TransferTD3Policy` with the meaning of SB3's ``CnnPolicy``: without a source, a ``NatureCNN``."""
+
+    default_features_extractor_class = NatureCNN
+
+
+class TransferTD3MultiInputPolicy(TransferTD3Policy):
+    """:class:`TransferTD3Policy` with the meaning of ``MultiInputPolicy``: without a source, a ``CombinedExtractor``."""
 
     default_features_extractor_class = CombinedExtractor

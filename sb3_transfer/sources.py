@@ -39,6 +39,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import os
 import pickle
 import pickletools
@@ -79,7 +80,7 @@ from sb3_transfer.groups import (
     layout_of,
 )
 
-SUPPORTED_ALGOS = ("DQN", "QRDQN", "PPO", "A2C", "MaskablePPO")
+SUPPORTED_ALGOS = ("DQN", "QRDQN", "PPO", "A2C", "MaskablePPO", "SAC", "TQC", "TD3", "DDPG")
 
 # Limits on what a file may make the reader allocate (see the module docstring), checked against the bytes really
 # read, never against the sizes a header declares. Module constants, so that a caller may raise or lower them.
@@ -89,6 +90,8 @@ MAX_DATA_BYTES = 64 * 2**20
 MAX_JSON_ITEMS = 100_000
 #: The ``_stable_baselines3_version`` member (SB3 writes a few bytes, e.g. ``2.3.2``).
 MAX_VERSION_BYTES = 1024
+#: ``pytorch_variables.pth`` (SAC writes its entropy coefficient there: one number, under 2 kB).
+MAX_VARIABLES_BYTES = 2**20
 #: ``policy.pth``, and the records it unpacks to in all.
 MAX_WEIGHTS_BYTES = 2 * 2**30
 #: How many times its compressed size a member or record may unpack to, past ``MIN_INFLATION_BYTES``. Weights barely
@@ -189,19 +192,21 @@ _KNOWN_EXTRACTORS: dict[str, type[nn.Module]] = {
 
 # Policy modules of algorithms we recognise but cannot transplant from, to name them in the error.
 _OTHER_ALGOS = {
-    "stable_baselines3.sac.policies": "SAC",
-    "stable_baselines3.td3.policies": "TD3 / DDPG",
-    "sb3_contrib.tqc.policies": "TQC",
     "sb3_contrib.common.recurrent.policies": "RecurrentPPO",
     "sb3_contrib.ars.policies": "ARS",
     "sb3_contrib.crossq.policies": "CrossQ",
 }
 _OTHER_KEY_HINTS = {
-    "actor.": "an actor-critic algorithm (SAC / TD3)",
     "mlp_extractor.shared_net.": "PPO / A2C with layers shared by actor and critic (SB3 < 1.8)",
 }
-# The algorithm that trained an actor-critic policy, from its policy's module and the fields of SB3's data.
-_ACTOR_CRITIC_ALGOS = {"sb3_contrib.common.maskable.policies": "MaskablePPO"}
+# The algorithm that trained a policy, from its policy's module where the layout is shared (and, for the actor-critic
+# and TD3 layouts, the fields of SB3's data: see read_zip).
+_ALGO_OF_MODULE = {
+    "sb3_contrib.common.maskable.policies": "MaskablePPO",
+    "stable_baselines3.sac.policies": "SAC",
+    "sb3_contrib.tqc.policies": "TQC",
+    "stable_baselines3.td3.policies": "TD3",
+}
 
 
 @dataclass
@@ -213,13 +218,14 @@ class SourceNetwork:
     :param tensors: The online network's tensors, named as in the source policy's ``state_dict()``
         (``q_net.q_net.0.weight``...; ``features_extractor.module.*`` for an encoder).
     :param algo: The policy family (the :data:`~sb3_transfer.groups.LAYOUTS` entry): ``"DQN"``, ``"QRDQN"``,
-        ``"ActorCritic"`` (PPO, A2C, MaskablePPO), or ``"module"`` (a plain encoder).
+        ``"ActorCritic"`` (PPO, A2C, MaskablePPO), ``"SAC"`` (SAC, TQC), ``"TD3"`` (TD3, DDPG), or ``"module"`` (a
+        plain encoder).
     :param description: What the source is, for reports.
     :param layout: How its tensors form named layer groups (:data:`~sb3_transfer.groups.LAYOUTS`).
     :param n_actions: Number of actions of the source task (for Box actions, of action dimensions), when known.
-    :param n_quantiles: Number of quantiles (QR-DQN); 1 otherwise.
-    :param net_arch: Hidden layer sizes, read from the tensor shapes: a list, or for an actor-critic
-        ``{"pi": [...], "vf": [...]}``.
+    :param n_quantiles: Number of quantiles of the head (QR-DQN) or of each critic (TQC); 1 otherwise.
+    :param net_arch: Hidden layer sizes, read from the tensor shapes: a list, or as SB3's algorithms take a dict
+        (``{"pi": [...], "vf": [...]}`` for PPO, ``{"pi": [...], "qf": [...]}`` for SAC / TD3).
     :param activation_fn: Activation between hidden layers.
     :param features_extractor_class: The source's features extractor class, when it could be resolved safely.
     :param features_extractor_name: Its qualified name, as recorded.
@@ -232,6 +238,8 @@ class SourceNetwork:
     :param continuous: Whether its actions are a Box: the action head is the mean, with ``log_std`` beside it.
     :param share_features_extractor: For an actor-critic: whether actor and critic share the features extractor.
     :param use_sde: For an actor-critic with Box actions: whether it explores with gSDE (its ``log_std`` is a matrix).
+    :param n_critics: For SAC / TD3 / TQC: the number of critics.
+    :param ent_coef: For SAC / TQC: the entropy coefficient it had learnt (or was given), when the file records it.
     """
 
     tensors: dict[str, th.Tensor]
@@ -253,6 +261,8 @@ class SourceNetwork:
     continuous: bool = False
     share_features_extractor: bool | None = None
     use_sde: bool = False
+    n_critics: int | None = None
+    ent_coef: float | None = None
 
     @property
     def group_names(self) -> dict[str, dict[str, str]]:
@@ -317,8 +327,8 @@ def read_source(source: Any, trust_source: bool = False, allow_nonfinite: bool =
     if isinstance(source, Mapping):
         return _from_state_dict(source, "state dict", {}, allow_nonfinite=allow_nonfinite)
     raise InvalidSourceError(
-        f"Cannot use a {type(source).__name__} as a pretrained source: pass a path to an SB3 .zip, an SB3 DQN / QR-DQN "
-        "/ PPO / A2C model or policy, an nn.Module, or a state dict."
+        f"Cannot use a {type(source).__name__} as a pretrained source: pass a path to an SB3 .zip, an SB3 model or "
+        f"policy ({', '.join(SUPPORTED_ALGOS)}), an nn.Module, or a state dict."
     )
 
 
@@ -344,9 +354,13 @@ def read_zip(path: str | os.PathLike, trust_source: bool = False, allow_nonfinit
     meta = {**_zip_metadata(data, trust_source, label), "trusted": trust_source}
     network = _from_state_dict(state_dict, label, meta, allow_nonfinite=allow_nonfinite)
     if network.algo == "ActorCritic":  # PPO records its clipping, TRPO its conjugate gradient steps, A2C neither
-        network.trained_with = _ACTOR_CRITIC_ALGOS.get(meta["policy_module"]) or (
+        network.trained_with = _ALGO_OF_MODULE.get(meta["policy_module"]) or (
             "PPO" if "clip_range" in data else "TRPO" if "cg_max_steps" in data else "A2C"
         )
+    elif network.algo == "TD3" and data.get("policy_delay") == 1 and data.get("target_noise_clip") == 0.0:
+        network.trained_with = "DDPG"  # SB3's DDPG is TD3 without delayed updates and target smoothing
+    if network.algo == "SAC":
+        network.ent_coef = _ent_coef(data, members.pop("pytorch_variables.pth", None), label, network.notes)
     network.description = f"{label} ({network.trained_with or network.algo}" + (f", SB3 {version})" if version else ")")
     network.sb3_version = version
     return network
@@ -508,7 +522,10 @@ def _read_member(archive: zipfile.ZipFile, name: str, limit: int, label: str, li
 
 
 def _read_members(file: IO[bytes], label: str) -> dict[str, io.BytesIO]:
-    """The members of an SB3 zip that are read: ``data``, ``policy.pth`` and ``_stable_baselines3_version``."""
+    """
+    The members of an SB3 zip that are read: ``data``, ``policy.pth``, ``_stable_baselines3_version`` and
+    ``pytorch_variables.pth``.
+    """
     try:
         head = file.read(30 + 1024)
         file_size = file.seek(0, os.SEEK_END)
@@ -533,6 +550,7 @@ def _read_members(file: IO[bytes], label: str) -> dict[str, io.BytesIO]:
                 "data": (MAX_DATA_BYTES, "MAX_DATA_BYTES"),
                 "policy.pth": (MAX_WEIGHTS_BYTES, "MAX_WEIGHTS_BYTES"),
                 "_stable_baselines3_version": (MAX_VERSION_BYTES, "MAX_VERSION_BYTES"),
+                "pytorch_variables.pth": (MAX_VARIABLES_BYTES, "MAX_VARIABLES_BYTES"),
             }
             return {
                 name: _read_member(archive, name, limit, label, limit_name, file_size)
@@ -543,6 +561,29 @@ def _read_members(file: IO[bytes], label: str) -> dict[str, io.BytesIO]:
         raise
     except _ZIP_ERRORS as e:
         raise InvalidSourceError(f"{label} is a damaged, truncated or unsupported zip archive: {_clean(e)}") from e
+
+
+def _ent_coef(data: dict[str, Any], variables: io.BytesIO | None, label: str, notes: list[str]) -> float | None:
+    """
+    A SAC / TQC model's entropy coefficient: the fixed one of its ``data``, or the one it learnt (``"auto"``), from
+    ``pytorch_variables.pth`` read as weights are (no unpickling). ``None``, with a note, when it cannot be read: the
+    network does not depend on it.
+    """
+    recorded = data.get("ent_coef")
+    if isinstance(recorded, int | float) and not isinstance(recorded, bool):
+        return float(recorded) if math.isfinite(recorded) and recorded >= 0 else None
+    if variables is None:
+        return None
+    try:
+        values = _load_weights(variables, f"{label}'s pytorch_variables.pth", trust_source=False)
+    except TransferError as e:
+        notes.append(f"the entropy coefficient is not read: {_clean(e)}")
+        return None
+    log_coef = values.get("log_ent_coef")
+    if not isinstance(log_coef, th.Tensor) or log_coef.numel() != 1 or not log_coef.is_floating_point():
+        return None
+    value = math.exp(float(log_coef.detach().reshape(())))
+    return value if math.isfinite(value) else None
 
 
 def _parse_data(content: bytes, label: str) -> dict[str, Any]:
@@ -724,6 +765,7 @@ _ARCHITECTURE_ATTRIBUTES = (
     "normalize_images",
     "n_quantiles",
     "share_features_extractor",
+    "n_critics",
 )
 
 
@@ -732,8 +774,11 @@ def _from_policy(policy: BasePolicy, label: str, allow_nonfinite: bool = False) 
         layout_of(policy)
     except TransferConfigError:
         raise _unsupported(label, type(policy).__module__, list(policy.state_dict())) from None
+    sb3_class = next(
+        (c for c in type(policy).__mro__ if c.__module__.startswith(("stable_baselines3", "sb3_contrib"))), type(policy)
+    )
     meta = {
-        "policy_module": type(policy).__module__,
+        "policy_module": sb3_class.__module__,
         "policy_class_name": type(policy).__name__,
         "policy_kwargs": {k: getattr(policy, k) for k in _ARCHITECTURE_ATTRIBUTES if hasattr(policy, k)},
         "n_actions": action_units(policy.action_space),
@@ -849,18 +894,22 @@ def _log_std_shapes(weight: th.Tensor) -> list[th.Size]:
 def _check_layers(groups: dict[str, dict[str, th.Tensor]], label: str) -> None:
     """
     The adapter, trunk and head groups are Linear layers (a weight and a bias; an actor's head may hold ``log_std``
-    too: one per output, or gSDE's one per latent unit and output), none wider than ``MAX_LAYER_SIZE``.
+    too: one per output, gSDE's one per latent unit and output, or SAC's layer of the mean's shape), none wider than
+    ``MAX_LAYER_SIZE``.
     """
     for group, layer in groups.items():
         if _is_layer(group):
             weight, bias, log_std = layer.get("weight"), layer.get("bias"), layer.get("log_std")
-            extra = set(layer) - {"weight", "bias", "log_std"}
+            extra = set(layer) - {"weight", "bias", "log_std", "log_std.weight", "log_std.bias"}
+            # SAC's log_std layer gives what the mean layer gives, from the same inputs.
+            like_mean = {"log_std.weight": weight.shape, "log_std.bias": weight.shape[:1]} if weight is not None else {}
             if (
                 weight is None
                 or weight.dim() != 2
                 or extra
                 or (bias is not None and bias.shape != weight.shape[:1])
                 or (log_std is not None and log_std.shape not in _log_std_shapes(weight))
+                or any(layer[k].shape != shape for k, shape in like_mean.items() if k in layer)
             ):
                 shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in layer.items())
                 raise InvalidSourceError(f"{label}: layer {group} is not a Linear layer's weight and bias ({shapes}).")
@@ -925,14 +974,22 @@ def _from_state_dict(
         output = next(p.path for p in layout.parts if p.kind != "extractor")
         raise InvalidSourceError(f"{label}: the {layout.name} policy has no action output layer ({output}.*.weight).")
     widths = {p.rstrip("."): _widths(groups, p) for p in dict.fromkeys(part.prefix for part in layout.parts)}
-    net_arch = widths[""] if list(widths) == [""] else {k: widths[k] for k in sorted(widths) if k}
-    continuous = "log_std" in groups.get(layout.action_head, {})
-    use_sde = continuous and groups[layout.action_head]["log_std"].dim() == 2
+    net_arch: list[int] | dict[str, list[int]]
+    if layout.net_arch:
+        net_arch = {key: _widths(groups, prefix) for key, prefix in layout.net_arch}
+    else:
+        net_arch = widths[""] if list(widths) == [""] else {k: widths[k] for k in sorted(widths) if k}
+    log_std = groups.get(layout.action_head, {}).get("log_std")
+    continuous = layout.continuous or log_std is not None
+    use_sde = log_std is not None and log_std.dim() == 2
     n_actions, n_quantiles = _actions_and_quantiles(int(head.shape[0]), algo, meta.get("n_actions"), kwargs, notes, label)
+    critic_heads = [g for name, g in groups.items() if re.fullmatch(r"critic\.qf\d+\.head", name)]
+    if critic_heads:  # TQC's critics give quantiles, SAC's and TD3's one value
+        n_quantiles = int(critic_heads[0]["weight"].shape[0])
     activation_fn = _activation(kwargs.get("activation_fn"), notes, label, layout.activation_fn)
     share = kwargs.get("share_features_extractor")
     share = {"True": True, "False": False}.get(share, share) if isinstance(share, str) else share
-    if any(g.startswith("vf.") and g.rpartition(".")[2] in (FEATURES, ADAPTER) for g in groups):
+    if any(g.startswith(("vf.", "critic.")) and g.rpartition(".")[2] in (FEATURES, ADAPTER) for g in groups):
         share = False  # the critic has an extractor of its own, whatever the metadata says
     extractor_name, extractor_class, extractor_kwargs = _extractor(kwargs, meta.get("policy_class_name", ""), groups, notes)
     if not meta.get("trusted"):
@@ -954,10 +1011,11 @@ def _from_state_dict(
         features_extractor_kwargs=extractor_kwargs,
         normalize_images=normalize_images if isinstance(normalize_images, bool) else None,
         notes=notes,
-        trained_with=algo if algo in SUPPORTED_ALGOS else None,
+        trained_with=_ALGO_OF_MODULE.get(module) or (algo if algo in SUPPORTED_ALGOS else None),
         continuous=continuous,
-        share_features_extractor=share if isinstance(share, bool) and algo == "ActorCritic" else None,
+        share_features_extractor=share if isinstance(share, bool) and algo != "DQN" and algo != "QRDQN" else None,
         use_sde=use_sde,
+        n_critics=len(critic_heads) or None,
     )
 
 
@@ -977,8 +1035,9 @@ def _unsupported(label: str, module: str, tensors: Sequence[str]) -> InvalidSour
             "(the policies whose layer groups it maps)."
         )
     return InvalidSourceError(
-        f"{label} does not hold an SB3 DQN / QR-DQN Q-network or an actor-critic policy (no 'q_net.q_net.*', "
-        "'quantile_net.quantile_net.*' or 'action_net.*' and 'value_net.*' tensors; found "
+        f"{label} does not hold an SB3 DQN / QR-DQN Q-network, an actor-critic policy or a SAC / TD3 / TQC actor and "
+        "critics (no 'q_net.q_net.*', 'quantile_net.quantile_net.*', 'action_net.*' and 'value_net.*', or 'actor.mu*' "
+        "and 'critic.qf0.*' tensors; found "
         f"{', '.join(_clean(t, 80) for t in tensors[:5]) or 'none'}). To use a plain encoder, pass the nn.Module itself."
     )
 
@@ -1054,7 +1113,7 @@ def _extractor(
         cls, name = _resolve_class(extractor_kwargs.get("extractor_class"))
         inner_kwargs = extractor_kwargs.get("extractor_kwargs")
         extractor_kwargs = dict(inner_kwargs) if isinstance(inner_kwargs, dict) else {}
-    features = groups.get(FEATURES) or groups.get(f"pi.{FEATURES}") or {}
+    features = groups.get(FEATURES) or groups.get(f"pi.{FEATURES}") or groups.get(f"actor.{FEATURES}") or {}
     if not name:  # not recorded: the policy class's default, recognisable from the weights too
         if policy_class_name == "CnnPolicy" or "cnn.0.weight" in features:
             cls = torch_layers.NatureCNN
@@ -1093,7 +1152,7 @@ def _check_description(kwargs: dict[str, Any], groups: dict[str, dict[str, th.Te
         notes.append(f"the encoder description of the features extractor is not used: {_clean(str(e))}")
         return False
     shapes = {f"module.{k}": tuple(v.shape) for k, v in built.state_dict().items()}
-    held = {k: tuple(v.shape) for k, v in groups.get(FEATURES, {}).items()}
+    held = {k: tuple(v.shape) for k, v in (groups.get(FEATURES) or groups.get(f"actor.{FEATURES}") or {}).items()}
     if shapes != held or "features_dim" not in kwargs:
         notes.append("the encoder description of the features extractor does not match the tensors the file holds.")
         return False

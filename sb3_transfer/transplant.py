@@ -33,7 +33,7 @@ from sb3_transfer.adapters import InputAdapter, ModuleExtractor, adapt_conv_chan
 from sb3_transfer.errors import InvalidSourceError, StrictTransferError, TransferConfigError
 from sb3_transfer.encoders import describe_module
 from sb3_transfer.extractors import GraphExtractor, SmallCNN
-from sb3_transfer.groups import ADAPTER, distinct, group_order, layout_of, resolve_patterns
+from sb3_transfer.groups import ADAPTER, FEATURES, HEAD, distinct, group_order, layout_of, resolve_patterns
 from sb3_transfer.sources import SourceNetwork, action_units
 
 COPIED, ADAPTED, INITIALISED, DROPPED = "copied", "adapted", "initialised", "dropped"
@@ -181,18 +181,12 @@ def target_policy_kwargs(
     :param network: The source network.
     :param observation_space: The target's observation space (after SB3's wrappers, i.e. images channel-first).
     :param user_kwargs: The user's ``policy_kwargs`` (architecture keys only).
-    :param quantiles: Whether the target is a QR-DQN policy.
+    :param quantiles: Whether the target is a QR-DQN or TQC policy (it takes a quantile source's ``n_quantiles``).
     :param target: The target policy's family (its :data:`~sb3_transfer.groups.LAYOUTS` name).
     :return: The policy kwargs, and notes for the report.
     """
     notes: list[str] = []
-    kwargs: dict[str, Any] = {}
-    if network.algo != "module":
-        kwargs.update(net_arch=_net_arch(network.net_arch, target), activation_fn=network.activation_fn)
-        if network.algo == "QRDQN" and quantiles:
-            kwargs["n_quantiles"] = network.n_quantiles
-        if target == "ActorCritic" and network.share_features_extractor is False:
-            kwargs["share_features_extractor"] = False
+    kwargs = _architecture_kwargs(network, target, quantiles)
     image = is_image_space(observation_space)
     if image and network.normalize_images is not None:
         kwargs["normalize_images"] = network.normalize_images
@@ -253,11 +247,40 @@ def target_policy_kwargs(
     return kwargs, notes
 
 
+def _architecture_kwargs(network: SourceNetwork, target: str, quantiles: bool) -> dict[str, Any]:
+    """The hidden layers, activation, quantiles and critics a source implies for a target family."""
+    if network.algo == "module":
+        return {}
+    kwargs: dict[str, Any] = dict(net_arch=_net_arch(network.net_arch, target), activation_fn=network.activation_fn)
+    if quantiles and network.n_quantiles > 1 and (network.algo == "QRDQN") == (target == "QRDQN"):
+        kwargs["n_quantiles"] = network.n_quantiles
+    if target == "ActorCritic" and network.share_features_extractor is False:
+        kwargs["share_features_extractor"] = False
+    if target in _ACTOR_CRITICS and network.algo in _ACTOR_CRITICS:
+        if network.n_critics is not None:
+            kwargs["n_critics"] = network.n_critics
+        if network.share_features_extractor:
+            kwargs["share_features_extractor"] = True
+    return kwargs
+
+
+#: The families whose policies have an actor and critics of ``Q(s, a)`` (SAC's ``net_arch`` keys ``pi`` and ``qf``).
+_ACTOR_CRITICS = ("SAC", "TD3")
+
+
 def _net_arch(net_arch: list[int] | dict[str, list[int]], target: str) -> list[int] | dict[str, list[int]]:
-    """A source's hidden layers as the target family takes them: a Q-network follows an actor's."""
-    if isinstance(net_arch, dict):
-        return {k: list(v) for k, v in net_arch.items()} if target == "ActorCritic" else list(net_arch.get("pi", []))
-    return list(net_arch)
+    """
+    A source's hidden layers as the target family takes them: a Q-network follows an actor's; a critic of one family
+    follows the other's (PPO's value network for SAC's critics, and back).
+    """
+    if not isinstance(net_arch, dict):
+        return list(net_arch)
+    pi, critic = list(net_arch.get("pi", [])), list(net_arch.get("qf", net_arch.get("vf", [])))
+    if target == "ActorCritic":
+        return {"pi": pi, "vf": critic}
+    if target in _ACTOR_CRITICS:
+        return {"pi": pi, "qf": critic}
+    return pi
 
 
 def _encoder_extractor(module: nn.Module, observation_space: spaces.Space, notes: list[str]) -> tuple[type, dict[str, Any]]:
@@ -333,6 +356,8 @@ def transplant(
                 is_head = is_head and not (local == "log_std" and target_state[tgt[local]].dim() == 2)
                 value = target_state[tgt[local]]
                 decisions[local] = _carry(group, src.get(local), value, group in selected, head if is_head else None)
+                if decisions[local][2].startswith(_MISMATCH) and _is_value_head(group, layout.action_head):
+                    decisions[local] = _carry_value_head(src[local], value)
         _keep_layers_whole(decisions)
         for local, (value, action, reason) in decisions.items():
             s, name = src.get(local), tgt.get(local)
@@ -374,21 +399,29 @@ def transplant(
     return report
 
 
+#: The same network under another algorithm's name: an actor-critic's actor is SAC's and TD3's; their critics' features
+#: extractor stands for the value network's (their ``Q(s, a)`` layers take the action too: no layer of them does).
+_SAME_NETWORK = {"pi": ("actor",), "actor": ("pi",), "vf": ("critic",), "critic": ("vf",)}
+
+
 def _source_group(group: str, source_groups: Mapping[str, Any]) -> str:
     """
-    The source group a target group takes: the one of its name; else, for a network's group (``vf.trunk.0``), the
-    source's shared one (``trunk.0``); for a shared group (``features_extractor``), the actor's.
+    The source group a target group takes: the one of its name; else the same network's under another algorithm's
+    name (``actor.trunk.0`` from ``pi.trunk.0``); else, for a network's group (``vf.trunk.0``), the source's shared one
+    (``trunk.0``); for a shared group (``features_extractor``), the actor's.
     """
+    if group in source_groups:
+        return group
     prefix, dot, suffix = group.partition(".")
     if not dot or prefix == "trunk":
         prefix, suffix = "", group
-    if group in source_groups:
-        return group
-    if prefix and suffix in source_groups:
-        return suffix
-    if not prefix and f"pi.{group}" in source_groups:
-        return f"pi.{group}"
-    return group
+    extractor = suffix in (FEATURES, ADAPTER)
+    candidates = [f"{other}.{suffix}" for other in _SAME_NETWORK.get(prefix, ()) if other in ("pi", "actor") or extractor]
+    if prefix in ("pi", "vf", "actor") or (prefix == "critic" and extractor):
+        candidates.append(suffix)
+    if not prefix:
+        candidates += [f"pi.{group}", f"actor.{group}"]
+    return next((c for c in candidates if c in source_groups), group)
 
 
 def _layer(local: str) -> str:
@@ -483,6 +516,20 @@ def _carry_head(s: th.Tensor, t: th.Tensor, head: _Head) -> tuple[th.Tensor | No
         how = "averaged" if n_q_tgt == 1 else "repeated" if n_q_src == 1 else "re-sampled, mean kept"
         parts.append(f"{n_q_src} -> {n_q_tgt} quantiles ({how})")
     return value, ADAPTED, "; ".join(parts)
+
+
+def _is_value_head(group: str, action_head: str) -> bool:
+    """A head that gives values, not actions (a critic's ``critic.qf0.head``, ``vf.head``)."""
+    return group != action_head and group.rpartition(".")[2] == HEAD and group.startswith(("critic.", "vf."))
+
+
+def _carry_value_head(s: th.Tensor, t: th.Tensor) -> tuple[th.Tensor | None, str, str]:
+    """A critic head of one value and one of quantiles of it (SAC's and TQC's): converted, its mean kept exactly."""
+    if s.shape[1:] != t.shape[1:]:
+        return None, INITIALISED, f"{_MISMATCH}: pretrained {_shape(tuple(s.shape))}, target {_shape(tuple(t.shape))}"
+    n_src, n_tgt = s.shape[0], t.shape[0]
+    how = "averaged" if n_tgt == 1 else "repeated" if n_src == 1 else "re-sampled, mean kept"
+    return remap_head(s, t, 1, 1, {0: 0}), ADAPTED, f"{n_src} -> {n_tgt} quantiles of the value ({how})"
 
 
 def _head_map(action_map: Mapping[int, int] | None, source: SourceNetwork, n_target_actions: int) -> dict[int, int] | None:

@@ -132,6 +132,13 @@ METHODS = {
         lr_scale={"*": 0.1},
         description="every pretrained layer fine-tuned at a tenth of the learning rate (lr_scale {'*': 0.1})",
     ),
+    # SAC's entropy coefficient after a transfer: load_and_adapt's (the source's learnt one) against SB3's start at 1.0.
+    "finetune-ent1": Method(
+        "finetune-ent1",
+        "all",
+        hyperparams=dict(ent_coef="auto"),
+        description="every pretrained layer fine-tuned, the entropy coefficient learnt from SB3's 1.0 (not the source's)",
+    ),
     "frozen": Method(
         "frozen", "all", freeze=("features_extractor", "trunk.*"), description="pretrained trunk frozen, head trains (lr x0.1)"
     ),
@@ -205,6 +212,17 @@ PPO_PENDULUM: dict[str, Any] = dict(
     ),
 )
 
+# SAC: rl-zoo3's tuned SAC for Pendulum (learning rate 1e-3, SB3's defaults otherwise) with smaller networks (64 x 64
+# instead of 256 x 256), so that a run takes a minute on one core.
+SAC_PENDULUM: dict[str, Any] = dict(
+    algo="sac",
+    zoo_hyperparams=False,
+    n_eval_episodes=5,
+    score_range=(-1300.0, -150.0),
+    threshold=-400.0,
+    hyperparams=dict(learning_rate=1e-3, policy_kwargs=dict(net_arch=[64, 64])),
+)
+
 PAIRS = {
     # near pairs: same spaces, other dynamics
     "cartpole-longpole": Pair("cartpole-longpole", "CartPole-v1", "CartPoleLongPole-v1", 50_000, 30_000, 2_000, **CARTPOLE),
@@ -249,6 +267,10 @@ PAIRS = {
     ),
     "ppo-pendulum-heavy": Pair(
         "ppo-pendulum-heavy", "Pendulum-v1", "PendulumHeavy-v1", 100_000, 50_000, 2_500, **PPO_PENDULUM
+    ),
+    # SAC pairs (the `sac` suite)
+    "sac-pendulum-heavy": Pair(
+        "sac-pendulum-heavy", "Pendulum-v1", "PendulumHeavy-v1", 15_000, 15_000, 1_000, **SAC_PENDULUM
     ),
 }
 
@@ -321,6 +343,13 @@ SUITES = {
         (PAIRS["ppo-cartpole-longpole"], PAIRS["ppo-pendulum-heavy"]),
         tuple(METHODS[m] for m in ("scratch", "zeroshot", "finetune-lr1", "finetune-lr0.1")),
         (0, 1, 2),
+    ),
+    # SAC, same spaces: the pretrained start, and the entropy coefficient it starts with.
+    "sac": Suite(
+        "sac",
+        (PAIRS["sac-pendulum-heavy"],),
+        tuple(METHODS[m] for m in ("scratch", "zeroshot", "finetune-lr1", "finetune-lr0.1", "finetune-ent1")),
+        (0, 1, 2, 3, 4),
     ),
     # For tests: seconds.
     "micro": Suite(
