@@ -4,7 +4,6 @@ A2C, MaskablePPO, SAC, TQC, TD3, DDPG)."""
 from __future__ import annotations
 
 import inspect
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +17,6 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
-import torch as th
 
 from sb3_transfer.algorithms import (
     BuiltFromSourceMixin,
@@ -34,7 +32,7 @@ from sb3_transfer.algorithms import (
 )
 from sb3_transfer.callbacks import warm_start_steps
 from sb3_transfer.errors import IncompatibleSpaceError, SourceNotFoundError, TransferConfigError
-from sb3_transfer.groups import HEAD, layout_of
+from sb3_transfer.groups import HEAD
 from sb3_transfer.sources import SourceNetwork, read_source
 from sb3_transfer.transplant import TransferReport
 from sb3_transfer.vecnormalize import VecNormalizeStats, read_vecnormalize, wrap_vecnormalize
@@ -158,7 +156,7 @@ def load_and_adapt(
     report = model.transfer_report  # type: ignore[attr-defined]  # a BuiltFromSourceMixin's
     assert report is not None  # the policy was built from the source
     report.target = f"{_sb3_name(algo_class)} on {env_name}"
-    report.settings = apply_fine_tuning_defaults(model, report, {**model_kwargs, **user_policy_kwargs}, network)
+    report.settings = apply_fine_tuning_defaults(model, report, {**model_kwargs, **user_policy_kwargs})
     note = warm_start_note(model, report)
     if note:
         report.notes.append(note)
@@ -196,9 +194,7 @@ def warm_start_note(model: BaseAlgorithm, report: TransferReport) -> str | None:
     )
 
 
-def apply_fine_tuning_defaults(
-    model: BaseAlgorithm, report: TransferReport, user_kwargs: Mapping[str, Any], source: SourceNetwork | None = None
-) -> dict[str, Any]:
+def apply_fine_tuning_defaults(model: BaseAlgorithm, report: TransferReport, user_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """
     Set the hyperparameters that suit a pretrained start, where the user left them unset, and say which.
 
@@ -206,18 +202,17 @@ def apply_fine_tuning_defaults(
       times the learning rate; new layers at the full rate (``docs/fine-tuning.md`` gives the measurements behind it).
     - DQN / QR-DQN: ``exploration_initial_eps`` (set by :class:`~sb3_transfer.TransferDQN` itself): with the head carried
       over, epsilon starts at its final value instead of 1.0, since the pretrained policy already acts on what it learnt.
-    - SAC / TQC: ``ent_coef``: with the actor's head carried over from a SAC / TQC source whose entropy coefficient is
-      recorded, the learnt coefficient starts at the source's value instead of SB3's 1.0 (see :data:`ENT_COEF_FROM_SOURCE`).
+    - SAC / TQC: ``ent_coef`` (set by :class:`~sb3_transfer.TransferSAC` itself): with the actor's head carried over
+      from a SAC / TQC source that recorded it, the learnt entropy coefficient starts at the source's instead of 1.0.
 
     :param model: The model, after the transplant.
     :param report: The transplant's report.
     :param user_kwargs: The constructor arguments and ``policy_kwargs`` the user gave.
-    :param source: The source (for what it recorded besides its weights).
     :return: ``{name: {"value": ..., "reason": ...}}`` for each setting chosen.
     """
     settings: dict[str, Any] = {}
     if isinstance(model, TransferSAC | TransferTQC):
-        return _sac_defaults(model, report, user_kwargs, source)
+        return _sac_defaults(model)
     if not isinstance(model, TransferDQN | TransferQRDQN):
         report.notes.append(
             f"no fine-tuning defaults are set for {_sb3_name(type(model))} yet (they are measured for DQN only): "
@@ -243,27 +238,17 @@ def apply_fine_tuning_defaults(
     return settings
 
 
-#: Whether a SAC / TQC model's entropy coefficient starts at its source's (see :func:`apply_fine_tuning_defaults`).
-ENT_COEF_FROM_SOURCE = True
-
-
-def _sac_defaults(
-    model: BaseAlgorithm, report: TransferReport, user_kwargs: Mapping[str, Any], source: SourceNetwork | None
-) -> dict[str, Any]:
-    settings: dict[str, Any] = {}
-    coef = source.ent_coef if source is not None else None
-    head = layout_of(model.policy).action_head
-    log_ent_coef = getattr(model, "log_ent_coef", None)  # SAC's learnt coefficient (None when ent_coef is fixed)
-    automatic = "ent_coef" not in user_kwargs and isinstance(log_ent_coef, th.Tensor)
-    if ENT_COEF_FROM_SOURCE and automatic and coef is not None and coef > 0 and head in report.carried():
-        with th.no_grad():  # in place: SAC's entropy optimizer holds this tensor
-            log_ent_coef.fill_(math.log(coef))  # type: ignore[union-attr]
-        settings["ent_coef"] = {
-            "value": f"auto_{coef:.4g}",
-            "reason": "the actor is pretrained: its entropy coefficient goes on from the source's learnt value instead "
-            "of SB3's 1.0, which would first push the pretrained policy toward random actions",
+def _sac_defaults(model: BaseAlgorithm) -> dict[str, Any]:
+    coef = getattr(model, "ent_coef_from_source", None)
+    if coef is None:
+        return {}
+    return {
+        "ent_coef": {
+            "value": model.ent_coef,  # type: ignore[attr-defined]
+            "reason": "the actor is pretrained: its learnt entropy coefficient starts at the source's instead of SB3's "
+            "1.0, which would first push the pretrained policy toward random actions",
         }
-    return settings
+    }
 
 
 def _vecnormalize_stats(vecnormalize: Any, source: Any) -> VecNormalizeStats | None:

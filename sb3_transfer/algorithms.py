@@ -17,6 +17,7 @@ save, the fine-tuning defaults of a pretrained start and the transfer terms.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -433,13 +434,48 @@ class TransferMaskablePPO(BuiltFromSourceMixin, MaskablePPO):  # type: ignore[mi
     }
 
 
-class TransferSAC(BuiltFromSourceMixin, SAC):  # type: ignore[misc]
-    """
+class _EntropyAfterTransfer(BuiltFromSourceMixin):
+    """``ent_coef=None``: SB3's ``"auto"``, starting at the source's learnt coefficient when the pretrained actor acts."""
+
+    ent_coef: Any
+    log_ent_coef: th.Tensor
+    #: The coefficient taken from the source (``None``: SB3's own start).
+    ent_coef_from_source: float | None = None
+
+    def __init__(self, *args: Any, ent_coef: float | str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, ent_coef=ent_coef, **kwargs)  # type: ignore[call-arg]
+
+    def _setup_model(self) -> None:
+        automatic = self.ent_coef is None
+        if automatic:
+            self.ent_coef = "auto"
+        super()._setup_model()
+        report = self.transfer_report
+        coef = getattr(self.policy, "pretrained_ent_coef", None)
+        if automatic and report is not None and coef and layout_of(self.policy).action_head in report.carried():
+            # SB3's 1.0 would first push the pretrained actor toward random actions, whatever its source had learnt.
+            self.ent_coef, self.ent_coef_from_source = f"auto_{coef:.6g}", coef
+            with th.no_grad():  # in place: SAC's entropy optimizer holds this tensor
+                self.log_ent_coef.fill_(math.log(coef))
+
+
+_ENT_COEF_DOC = """
+    :param ent_coef: As in ``SAC``; ``None`` (the default): SB3's ``"auto"``, its learnt coefficient starting at 1.0, or
+        at the source's learnt coefficient (a SAC / TQC zip records it) when the pretrained actor's head is carried over.
+    :param kwargs: The algorithm's arguments."""
+
+
+class TransferSAC(_EntropyAfterTransfer, SAC):  # type: ignore[misc]
+    __doc__ = (
+        """
     SB3's ``SAC`` for a pretrained start: ``TransferSAC("MlpPolicy", env, policy_kwargs=dict(pretrained="sac.zip"))``.
     Its ``policy_aliases`` are :class:`~sb3_transfer.TransferSACPolicy` and its Cnn / MultiInput variants; saved models
     hold the architecture instead of the source, and ``SAC.load`` reads them. Without a source it trains exactly as
     ``SAC`` does.
-    """
+"""
+        + _ENT_COEF_DOC
+        + "\n    "
+    )
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": TransferSACPolicy,
@@ -448,8 +484,8 @@ class TransferSAC(BuiltFromSourceMixin, SAC):  # type: ignore[misc]
     }
 
 
-class TransferTQC(BuiltFromSourceMixin, TQC):  # type: ignore[misc]
-    """sb3-contrib's ``TQC`` for a pretrained start; see :class:`TransferSAC`."""
+class TransferTQC(_EntropyAfterTransfer, TQC):  # type: ignore[misc]
+    __doc__ = """sb3-contrib's ``TQC`` for a pretrained start; see :class:`TransferSAC`.\n""" + _ENT_COEF_DOC + "\n    "
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": TransferTQCPolicy,

@@ -60,6 +60,7 @@ class TransferPolicyMixin:
     optimizer_kwargs: dict[str, Any]
     transfer_report: TransferReport | None
     pretrained_from: str | None
+    pretrained_ent_coef: float | None
 
     def _prepare_transfer(
         self,
@@ -105,6 +106,8 @@ class TransferPolicyMixin:
     ) -> None:
         """Transplant into the built networks, then apply ``freeze=``."""
         self.transfer_report = None
+        # What the source's algorithm learnt besides its weights (SAC's entropy coefficient), for a Transfer algorithm.
+        self.pretrained_ent_coef = network.ent_coef if network is not None else None
         for module in self.modules():  # type: ignore[attr-defined]
             if isinstance(module, InputAdapter):
                 module.reset_identity()

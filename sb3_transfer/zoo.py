@@ -2,8 +2,9 @@
 rl-zoo3's training with the Transfer algorithms.
 
 ``python -m sb3_transfer.zoo ARGS`` is ``python -m rl_zoo3.train ARGS`` with :class:`~sb3_transfer.TransferDQN` and
-:class:`~sb3_transfer.TransferQRDQN` (and ``TransferPPO`` / ``TransferA2C``) among rl-zoo3's algorithms as
-``transfer_dqn`` and ``transfer_qrdqn`` (``transfer_ppo``, ``transfer_a2c``): rl-zoo3's
+:class:`~sb3_transfer.TransferQRDQN` (and ``TransferPPO``, ``TransferA2C``, ``TransferSAC``, ``TransferTQC``,
+``TransferTD3``, ``TransferDDPG``) among rl-zoo3's algorithms as ``transfer_dqn`` and ``transfer_qrdqn``
+(``transfer_ppo``, ``transfer_a2c``, ``transfer_sac``...): rl-zoo3's
 own training (``rl_zoo3.train.train``), whose YAML can then set the transfer terms (``distill_coef``, ``anchor_coef``...)
 that only the Transfer algorithms take, and whose runs go to ``logs/transfer_dqn/`` beside the scratch runs of
 ``--algo dqn``. With SB3's own ``dqn``, a YAML's Transfer policy still transplants (``zoo_configs/dqn.yml``).
@@ -60,6 +61,10 @@ ZOO_ALGOS = {
     "transfer_qrdqn": "TransferQRDQN",
     "transfer_ppo": "TransferPPO",
     "transfer_a2c": "TransferA2C",
+    "transfer_sac": "TransferSAC",
+    "transfer_tqc": "TransferTQC",
+    "transfer_td3": "TransferTD3",
+    "transfer_ddpg": "TransferDDPG",
 }
 
 

@@ -302,7 +302,7 @@ def test_layers_shared_by_actor_and_critic_are_named():
 
 
 def test_a_value_net_without_an_action_net_is_no_actor_critic():
-    with pytest.raises(InvalidSourceError, match=r"does not hold an SB3 DQN / QR-DQN Q-network or an actor-critic policy"):
+    with pytest.raises(InvalidSourceError, match=r"does not hold an SB3 DQN / QR-DQN Q-network, an actor-critic policy"):
         read_source({"value_net.weight": th.zeros(1, 8), "value_net.bias": th.zeros(1)})
 
 

@@ -7,8 +7,8 @@ import zipfile
 import pytest
 import torch as th
 from conftest import MLP_KWARGS, TinyImageEnv, make_model, q_values, sample_batch
-from sb3_contrib import QRDQN
-from stable_baselines3 import DQN, SAC, TD3
+from sb3_contrib import ARS, QRDQN, RecurrentPPO
+from stable_baselines3 import DQN
 from torch import nn
 
 from sb3_transfer import (
@@ -110,14 +110,14 @@ def test_data_that_is_not_json(cartpole_zip, tmp_path):
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: SAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]), buffer_size=100), "SAC"),
-        (lambda: TD3("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]), buffer_size=100), "TD3 / DDPG"),
+        (lambda: RecurrentPPO("MlpLstmPolicy", "Pendulum-v1", n_steps=16, policy_kwargs=dict(net_arch=[8])), "RecurrentPPO"),
+        (lambda: ARS("LinearPolicy", "Pendulum-v1"), "ARS"),
     ],
-    ids=["sac", "td3"],
+    ids=["recurrentppo", "ars"],
 )
 def test_unsupported_algorithms_are_named(make, match, tmp_path):
     make().save(tmp_path / "other.zip")
-    with pytest.raises(UnsupportedSourceError, match=rf"{match}.*DQN, QRDQN, PPO, A2C"):
+    with pytest.raises(UnsupportedSourceError, match=rf"{match}.*DQN, QRDQN, PPO, A2C, MaskablePPO, SAC, TQC, TD3, DDPG"):
         read_source(tmp_path / "other.zip")
     with pytest.raises(UnsupportedSourceError, match=match):
         load_and_adapt(make(), "CartPole-v1", verbose=0)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stable_baselines3 import DQN, PPO
+from stable_baselines3 import DQN, PPO, SAC
 
 import sb3_transfer  # noqa: F401  (registers the variants)
 
@@ -157,3 +157,21 @@ def test_rl_zoo_trains_ppo_transfer_with_the_jumpstart(tmp_path, env_id, source_
         assert data["timesteps"][0] == 0
     model = PPO.load(run / f"{env_id}.zip", device="cpu")
     assert "pretrained" not in model.policy_kwargs and model.use_sde == use_sde
+
+
+def test_rl_zoo_trains_sac_transfer_with_the_jumpstart(tmp_path):
+    pytest.importorskip("rl_zoo3")
+    source = tmp_path / "source.zip"
+    SAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[16]), buffer_size=100, seed=0, device="cpu").save(source)
+    overrides = ["learning_starts:16", "buffer_size:200", "batch_size:16"]
+    result = rl_zoo_train(
+        tmp_path, "PendulumHeavy-v1", "logs", source=source, eval_freq=32, algo="sac", n=32, overrides=overrides
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "logs" / "sac" / "PendulumHeavy-v1_1"
+    report = json.loads((run / "transfer_report.json").read_text())
+    assert report["counts"]["initialised"] == 0 and {"actor.head", "critic.qf1.head"} <= set(report["transfer"])
+    with np.load(run / "evaluations.npz") as data:
+        assert data["timesteps"][0] == 0
+    model = SAC.load(run / "PendulumHeavy-v1.zip", device="cpu")
+    assert "pretrained" not in model.policy_kwargs and model.policy_kwargs["net_arch"] == {"pi": [16], "qf": [16]}

@@ -269,9 +269,7 @@ PAIRS = {
         "ppo-pendulum-heavy", "Pendulum-v1", "PendulumHeavy-v1", 100_000, 50_000, 2_500, **PPO_PENDULUM
     ),
     # SAC pairs (the `sac` suite)
-    "sac-pendulum-heavy": Pair(
-        "sac-pendulum-heavy", "Pendulum-v1", "PendulumHeavy-v1", 15_000, 10_000, 1_000, **SAC_PENDULUM
-    ),
+    "sac-pendulum-heavy": Pair("sac-pendulum-heavy", "Pendulum-v1", "PendulumHeavy-v1", 15_000, 10_000, 1_000, **SAC_PENDULUM),
 }
 
 
