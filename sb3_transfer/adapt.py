@@ -32,7 +32,7 @@ from sb3_transfer.algorithms import (
 )
 from sb3_transfer.callbacks import warm_start_steps
 from sb3_transfer.errors import IncompatibleSpaceError, SourceNotFoundError, TransferConfigError
-from sb3_transfer.groups import HEAD
+from sb3_transfer.groups import HEAD, layout_of
 from sb3_transfer.sources import SourceNetwork, read_source
 from sb3_transfer.transplant import TransferReport
 from sb3_transfer.vecnormalize import VecNormalizeStats, read_vecnormalize, wrap_vecnormalize
@@ -63,7 +63,7 @@ SB3_ALGOS: dict[str, type[BaseAlgorithm]] = {
 }
 #: The algorithms that act on Discrete actions only, and those on Box actions only.
 _DISCRETE_ONLY = (TransferDQN, TransferQRDQN, TransferMaskablePPO)
-_BOX_ONLY = (TransferSAC, TransferTQC, TransferTD3)  # (TransferDDPG is a TransferTD3)
+_BOX_ONLY = (TransferSAC, TransferTQC, TransferTD3, TransferDDPG)
 #: The algorithm of a source whose own is not recorded, by its policy family.
 _FAMILY_ALGOS = {"ActorCritic": TransferPPO, "SAC": TransferSAC, "TD3": TransferTD3}
 
@@ -183,9 +183,11 @@ def warm_start_note(model: BaseAlgorithm, report: TransferReport) -> str | None:
     """
     if not isinstance(model, OffPolicyAlgorithm):  # no replay buffer to fill
         return None
+    if not isinstance(model, TransferDQN | TransferQRDQN):  # measured for DQN only (SAC's warm start is not)
+        return None
     learning_starts = model.learning_starts
     hold = warm_start_steps(model)
-    if HEAD not in report.carried() or learning_starts >= hold:
+    if layout_of(model.policy).action_head not in report.carried() or learning_starts >= hold:
         return None
     return (
         f"learning starts at timestep {learning_starts}: to let the pretrained policy fill the replay buffer first, "

@@ -150,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
         "--suite",
         default="quick",
         help="quick (the default: about 2 minutes on 2 idle cores, 7 to 11 on a busy machine), standard (DQN, about 75 "
-        "minutes on 2 idle cores), ppo (PPO pairs), micro (seconds, for tests)",
+        "minutes on 2 idle cores), ppo (PPO pairs), sac (a SAC pair), micro (seconds, for tests)",
     )
     p.add_argument("--workers", type=_positive_int, default=2, help="processes of the local pool")
     p.add_argument(

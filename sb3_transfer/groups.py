@@ -130,9 +130,10 @@ class PolicyLayout:
                 continue
             part = next((p for p in self.parts if name == p.path or name.startswith(f"{p.path}.")), None)
             if part is None:
+                paths = [f"{p.path}.*" for p in self.parts]
+                shown = ", ".join(paths[:8]) + (f" ... {paths[-1]}" if len(paths) > 8 else "")
                 raise TransferConfigError(
-                    f"Tensor '{name}' belongs to no known part of a {self.name} policy "
-                    f"(expected one of {', '.join(f'{p.path}.*' for p in self.parts)})."
+                    f"Tensor '{name}' belongs to no known part of a {self.name} policy (expected one of {shown})."
                 )
             by_part[part].append(name)
         groups: dict[str, dict[str, str]] = {}
@@ -248,8 +249,8 @@ ACTOR_CRITIC = PolicyLayout(
     activation_fn=nn.Tanh,
 )
 
-#: Critics an actor/critic policy may have (SB3's ``n_critics``, 2 by default): ``critic.qf0`` ... ``critic.qf9``.
-MAX_CRITICS = 10
+#: Critics an actor/critic policy may have (SB3's ``n_critics``, 2 by default): ``critic.qf0`` ... ``critic.qf63``.
+MAX_CRITICS = 64
 
 
 def _critics() -> tuple[Part, ...]:

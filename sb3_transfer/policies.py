@@ -343,33 +343,39 @@ class TransferPolicyMixin:
     def _regroup_single_group_state(self, optimizer: th.optim.Optimizer, state_dict: dict[str, Any]) -> dict[str, Any] | None:
         """
         An optimizer state saved with SB3's own policy (one param group over the parameters SB3 optimizes, in their
-        order), loaded into this one (a param group per layer group): the same per-parameter state, regrouped. A state
-        that also lists the target network's parameters (DQN models saved with SB3 < 2.4) keeps the online entries,
-        with SB3's own warning.
+        order), loaded into this one (a param group per layer group): the same per-parameter state, regrouped. SB3's
+        group may list parameters this optimizer leaves to another (TD3's critic optimizer holds a shared extractor,
+        which is the actor's group here): their entries are dropped. A state that also lists the target network's
+        parameters (DQN models saved with SB3 < 2.4) keeps the online entries, with SB3's own warning.
         """
         saved = state_dict["param_groups"]
-        if len(saved) != 1 or "group" in saved[0] or len(optimizer.param_groups) == 1:
+        if len(saved) != 1 or "group" in saved[0]:
             return None
         optimized = next(m for _, m in layout_of(self).optimizer_slots() if self._optimizer_for(m) is optimizer)  # type: ignore[arg-type]
         held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        # SB3's order: its module's parameters, less those another optimizer holds (SAC's shared extractor).
-        own = [p for p in self.get_submodule(optimized).parameters() if id(p) in held]  # type: ignore[attr-defined]
-        order = {id(p): i for i, p in enumerate(own)}
+        every = list(self.get_submodule(optimized).parameters())  # type: ignore[attr-defined]
+        own = [p for p in every if id(p) in held]  # SB3's order when it leaves out a shared extractor (SAC)
         ids = saved[0]["params"]
-        if len(ids) == 2 * len(order):
-            ids = ids[: len(order)]
+        if len(ids) == len(own):
+            listed = own
+        elif len(ids) == len(every):
+            listed = every
+        elif len(ids) == 2 * len(own):
+            listed, ids = own, ids[: len(own)]
             warnings.warn(
                 "You are probably loading a DQN model saved with SB3 < 2.4.0: the optimizer state's entries of the target "
                 "network are dropped (save the model again to avoid this warning)."
             )
-        elif len(ids) != len(order):
+        else:
             return None  # torch's own error follows, naming the mismatch
+        order = {id(p): i for i, p in enumerate(listed)}
         hyper = {k: v for k, v in saved[0].items() if k != "params"}
         groups = [
             {**hyper, **{k: group[k] for k in _OURS if k in group}, "params": [ids[order[id(p)]] for p in group["params"]]}
             for group in optimizer.param_groups
         ]
-        return {"state": {k: v for k, v in state_dict["state"].items() if k in set(ids)}, "param_groups": groups}
+        used = {i for group in groups for i in group["params"]}
+        return {"state": {k: v for k, v in state_dict["state"].items() if k in used}, "param_groups": groups}
 
     def _after_optimizer_load(self, optimizer: th.optim.Optimizer) -> None:
         for group in optimizer.param_groups:

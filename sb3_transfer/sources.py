@@ -90,8 +90,11 @@ MAX_DATA_BYTES = 64 * 2**20
 MAX_JSON_ITEMS = 100_000
 #: The ``_stable_baselines3_version`` member (SB3 writes a few bytes, e.g. ``2.3.2``).
 MAX_VERSION_BYTES = 1024
-#: ``pytorch_variables.pth`` (SAC writes its entropy coefficient there: one number, under 2 kB).
+#: ``pytorch_variables.pth``, and the records it unpacks to in all (SAC writes its entropy coefficient there: one
+#: number, under 2 kB).
 MAX_VARIABLES_BYTES = 2**20
+#: The entropy coefficients a SAC / TQC file may give: outside them the file's value is not used (a note says so).
+ENT_COEF_RANGE = (1e-8, 1e3)
 #: ``policy.pth``, and the records it unpacks to in all.
 MAX_WEIGHTS_BYTES = 2 * 2**30
 #: How many times its compressed size a member or record may unpack to, past ``MIN_INFLATION_BYTES``. Weights barely
@@ -316,6 +319,10 @@ def read_source(source: Any, trust_source: bool = False, allow_nonfinite: bool =
     if isinstance(source, BaseAlgorithm):
         network = _from_policy(source.policy, f"{type(source).__name__} model", allow_nonfinite=allow_nonfinite)
         network.trained_with = _sb3_algorithm(type(source))
+        log_coef = getattr(source, "log_ent_coef", None)  # SAC's learnt entropy coefficient (its fixed one otherwise)
+        coef = getattr(source, "ent_coef_tensor", None) if log_coef is None else log_coef.detach().exp()
+        if isinstance(coef, th.Tensor) and coef.numel() == 1:
+            network.ent_coef = _checked_ent_coef(float(coef), network.notes)
         return network
     if isinstance(source, BasePolicy):
         return _from_policy(source, f"{type(source).__name__}", allow_nonfinite=allow_nonfinite)
@@ -345,7 +352,7 @@ def read_zip(path: str | os.PathLike, trust_source: bool = False, allow_nonfinit
     path = _find_file(Path(path))
     label = f"'{_clean(path, 4 * MAX_STRING_CHARS)}'"
     with _open_regular_file(path, label) as file:
-        members = _read_members(file, label)
+        members, unread = _read_members(file, label)
     data = _parse_data(members.pop("data").getvalue(), label)
     version_file = members.pop("_stable_baselines3_version", None)
     version = _clean(version_file.getvalue().decode("utf-8", "replace").strip()) if version_file else None
@@ -361,6 +368,7 @@ def read_zip(path: str | os.PathLike, trust_source: bool = False, allow_nonfinit
         network.trained_with = "DDPG"  # SB3's DDPG is TD3 without delayed updates and target smoothing
     if network.algo == "SAC":
         network.ent_coef = _ent_coef(data, members.pop("pytorch_variables.pth", None), label, network.notes)
+    network.notes += [f"{name} is not read: {_clean(why, 2 * MAX_STRING_CHARS)}" for name, why in unread.items()]
     network.description = f"{label} ({network.trained_with or network.algo}" + (f", SB3 {version})" if version else ")")
     network.sb3_version = version
     return network
@@ -521,10 +529,14 @@ def _read_member(archive: zipfile.ZipFile, name: str, limit: int, label: str, li
     return buffer
 
 
-def _read_members(file: IO[bytes], label: str) -> dict[str, io.BytesIO]:
+#: Members the network does not depend on: one that cannot be read within its limits is left out with a note.
+_OPTIONAL_MEMBERS = ("pytorch_variables.pth",)
+
+
+def _read_members(file: IO[bytes], label: str) -> tuple[dict[str, io.BytesIO], dict[str, str]]:
     """
     The members of an SB3 zip that are read: ``data``, ``policy.pth``, ``_stable_baselines3_version`` and
-    ``pytorch_variables.pth``.
+    ``pytorch_variables.pth``; and the optional members that could not be read within their limits, with why.
     """
     try:
         head = file.read(30 + 1024)
@@ -552,11 +564,17 @@ def _read_members(file: IO[bytes], label: str) -> dict[str, io.BytesIO]:
                 "_stable_baselines3_version": (MAX_VERSION_BYTES, "MAX_VERSION_BYTES"),
                 "pytorch_variables.pth": (MAX_VARIABLES_BYTES, "MAX_VARIABLES_BYTES"),
             }
-            return {
-                name: _read_member(archive, name, limit, label, limit_name, file_size)
-                for name, (limit, limit_name) in limits.items()
-                if name in members
-            }
+            read, unread = {}, {}
+            for name, (limit, limit_name) in limits.items():
+                if name not in members:
+                    continue
+                try:
+                    read[name] = _read_member(archive, name, limit, label, limit_name, file_size)
+                except InvalidSourceError as e:
+                    if name not in _OPTIONAL_MEMBERS:
+                        raise
+                    unread[name] = str(e)  # the network does not depend on it: said in a note, not refused
+            return read, unread
     except TransferError:
         raise
     except _ZIP_ERRORS as e:
@@ -571,19 +589,36 @@ def _ent_coef(data: dict[str, Any], variables: io.BytesIO | None, label: str, no
     """
     recorded = data.get("ent_coef")
     if isinstance(recorded, int | float) and not isinstance(recorded, bool):
-        return float(recorded) if math.isfinite(recorded) and recorded >= 0 else None
+        return _checked_ent_coef(float(recorded), notes)
     if variables is None:
         return None
     try:
-        values = _load_weights(variables, f"{label}'s pytorch_variables.pth", trust_source=False)
+        values = _load_weights(
+            variables,
+            label,
+            trust_source=False,
+            member="pytorch_variables.pth",
+            limit=(MAX_VARIABLES_BYTES, "MAX_VARIABLES_BYTES"),
+        )
     except TransferError as e:
         notes.append(f"the entropy coefficient is not read: {_clean(e)}")
         return None
     log_coef = values.get("log_ent_coef")
     if not isinstance(log_coef, th.Tensor) or log_coef.numel() != 1 or not log_coef.is_floating_point():
         return None
-    value = math.exp(float(log_coef.detach().reshape(())))
-    return value if math.isfinite(value) else None
+    log_value = float(log_coef.detach().reshape(()))
+    return _checked_ent_coef(math.exp(min(log_value, 700.0)) if math.isfinite(log_value) else math.nan, notes)
+
+
+def _checked_ent_coef(value: float, notes: list[str]) -> float | None:
+    low, high = ENT_COEF_RANGE
+    if math.isfinite(value) and low <= value <= high:
+        return value
+    notes.append(
+        f"the entropy coefficient the file records ({value:.3g}) is not used: outside [{low:g}, {high:g}] "
+        "(sb3_transfer.sources.ENT_COEF_RANGE)."
+    )
+    return None
 
 
 def _parse_data(content: bytes, label: str) -> dict[str, Any]:
@@ -603,9 +638,19 @@ def _parse_data(content: bytes, label: str) -> dict[str, Any]:
     return data
 
 
-def _load_weights(weights: io.BytesIO, label: str, trust_source: bool) -> Mapping[Any, Any]:
-    """``policy.pth``'s state dict: unpacked within the limits, its pickle checked, then read by ``torch.load``."""
-    weights = _unpack_weights(weights, label)  # rebinding frees policy.pth's own bytes before the tensors are loaded
+def _load_weights(
+    weights: io.BytesIO,
+    label: str,
+    trust_source: bool,
+    member: str = "policy.pth",
+    limit: tuple[int, str] = (MAX_WEIGHTS_BYTES, "MAX_WEIGHTS_BYTES"),
+) -> Mapping[Any, Any]:
+    """
+    ``policy.pth``'s state dict (or another member's, such as ``pytorch_variables.pth``): unpacked within the limits
+    (``limit``: the bytes its records may unpack to in all, and the constant's name), its pickle checked, then read by
+    ``torch.load``.
+    """
+    weights = _unpack_weights(weights, label, member, limit)  # rebinding frees the member's own bytes before loading
     try:
         state_dict = th.load(weights, map_location="cpu", weights_only=not trust_source)
     except pickle.UnpicklingError as e:
@@ -615,23 +660,28 @@ def _load_weights(weights: io.BytesIO, label: str, trust_source: bool) -> Mappin
             # PyTorch's message wraps the reason (after "WeightsUnpickler error:") in advice that does not apply here.
             lines = str(e).rsplit("WeightsUnpickler error:", 1)[-1].strip().splitlines()
             reason = _clean(lines[0] if lines else type(e).__name__, 2 * MAX_STRING_CHARS)
-            raise InvalidSourceError(f"{label}: policy.pth is damaged: PyTorch cannot read its pickle ({reason}).") from e
+            raise InvalidSourceError(f"{label}: {member} is damaged: PyTorch cannot read its pickle ({reason}).") from e
         named = m.group(1) if (m := re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))) else None
         raise UnsafeSourceError(
-            f"{label}: policy.pth holds objects other than tensors"
+            f"{label}: {member} holds objects other than tensors"
             + (f" ({_clean(named)})" if named else "")
             + ", and loading them could run code from the file. If you trust its author, pass trust_source=True."
         ) from e
     except Exception as e:
         raise InvalidSourceError(
-            f"{label}: policy.pth cannot be read as PyTorch weights ({type(e).__name__}: {_clean(e, 2 * MAX_STRING_CHARS)})."
+            f"{label}: {member} cannot be read as PyTorch weights ({type(e).__name__}: {_clean(e, 2 * MAX_STRING_CHARS)})."
         ) from e
     if not isinstance(state_dict, Mapping):
-        raise InvalidSourceError(f"{label}: policy.pth holds a {type(state_dict).__name__}, not a state dict.")
+        raise InvalidSourceError(f"{label}: {member} holds a {type(state_dict).__name__}, not a state dict.")
     return state_dict
 
 
-def _unpack_weights(weights: io.BytesIO, label: str) -> io.BytesIO:
+def _unpack_weights(
+    weights: io.BytesIO,
+    label: str,
+    member: str = "policy.pth",
+    limit: tuple[int, str] = (MAX_WEIGHTS_BYTES, "MAX_WEIGHTS_BYTES"),
+) -> io.BytesIO:
     """
     ``policy.pth`` as ``torch.load`` is to read it. PyTorch's zip format (PyTorch >= 1.6) is unpacked record by record
     within ``MAX_WEIGHTS_BYTES`` in all and packed again uncompressed: PyTorch then allocates exactly the bytes read
@@ -639,12 +689,12 @@ def _unpack_weights(weights: io.BytesIO, label: str) -> io.BytesIO:
     pickle by pickle. Either way the pickle describing the tensors is checked to be a well-formed pickle, so that a
     damaged file is told apart from one that holds objects other than tensors.
     """
-    damaged = f"{label}: policy.pth is damaged"
+    damaged = f"{label}: {member} is damaged"
     magic = weights.read(len(_LEGACY_MAGIC))
     weights.seek(0)
     if magic.startswith(b"PK\x03\x04"):  # what torch.load takes for its zip format
         try:
-            return _repack_torch_zip(weights, label)
+            return _repack_torch_zip(weights, label, member, limit)
         except TransferError:
             raise
         except _ZIP_ERRORS as e:
@@ -652,25 +702,25 @@ def _unpack_weights(weights: io.BytesIO, label: str) -> io.BytesIO:
     if magic != _LEGACY_MAGIC:
         raise InvalidSourceError(f"{damaged}: it is neither of PyTorch's formats (a zip archive, or pickles).")
     for what in ("magic number", "protocol version", "system info", "state dict", "storage keys"):
-        _check_pickle(weights, label, f"policy.pth's {what}")
+        _check_pickle(weights, label, f"{member}'s {what}")
     weights.seek(0)
     return weights
 
 
-def _repack_torch_zip(weights: io.BytesIO, label: str) -> io.BytesIO:
+def _repack_torch_zip(weights: io.BytesIO, label: str, member: str, budget: tuple[int, str]) -> io.BytesIO:
     """PyTorch's zip archive, its records read within the limits and written again uncompressed."""
     packed = io.BytesIO()
-    capped = _CappedReads(weights, label, "policy.pth's zip directory")
+    capped = _CappedReads(weights, label, f"{member}'s zip directory")
     with zipfile.ZipFile(capped) as archive, zipfile.ZipFile(packed, "w") as out:  # type: ignore[arg-type]
         records = archive.infolist()
         names = [record.filename for record in records]
         if len(set(names)) != len(names):
-            raise InvalidSourceError(f"{label}: policy.pth is damaged: its archive names a record twice.")
+            raise InvalidSourceError(f"{label}: {member} is damaged: its archive names a record twice.")
         # Records that overlap would be read again and again: a few kB could stand for gigabytes.
         with weights.getbuffer() as view:
             size = view.nbytes
         if sum(record.compress_size for record in records) > size:
-            raise InvalidSourceError(f"{label}: policy.pth is damaged: its archive's records overlap.")
+            raise InvalidSourceError(f"{label}: {member} is damaged: its archive's records overlap.")
         total = 0
         for record in records:
             if record.filename.endswith("/.format_version"):
@@ -679,23 +729,24 @@ def _repack_torch_zip(weights: io.BytesIO, label: str) -> io.BytesIO:
             name = _clean(record.filename)
             if record.compress_type not in _READABLE_COMPRESSIONS:
                 method = record.compress_type
-                raise InvalidSourceError(f"{label}: policy.pth's record '{name}' is compressed with method {method}; refused.")
+                raise InvalidSourceError(f"{label}: {member}'s record '{name}' is compressed with method {method}; refused.")
             pickled = record.filename.endswith(".pkl")
-            limit = MAX_PICKLE_BYTES if pickled else MAX_WEIGHTS_BYTES - total
+            max_bytes, max_name = budget
+            limit = min(MAX_PICKLE_BYTES, max_bytes - total) if pickled else max_bytes - total
             too_large = (
-                f"{label}: policy.pth's pickle '{name}' unpacks to more than {MAX_PICKLE_BYTES} bytes "
+                f"{label}: {member}'s pickle '{name}' unpacks to more than {MAX_PICKLE_BYTES} bytes "
                 "(sb3_transfer.sources.MAX_PICKLE_BYTES); refused."
                 if pickled
-                else f"{label}: policy.pth's records unpack to more than {MAX_WEIGHTS_BYTES} bytes in all "
-                f"(sb3_transfer.sources.MAX_WEIGHTS_BYTES); refused at record '{name}'."
+                else f"{label}: {member}'s records unpack to more than {max_bytes} bytes in all "
+                f"(sb3_transfer.sources.{max_name}); refused at record '{name}'."
             )
-            limit, too_large = _inflation_limit(record, size, limit, too_large, f"{label}: policy.pth's record '{name}'")
+            limit, too_large = _inflation_limit(record, size, limit, too_large, f"{label}: {member}'s record '{name}'")
             with archive.open(record) as source, out.open(record.filename, "w", force_zip64=True) as sink:
                 if pickled:
                     pickle_bytes = io.BytesIO()
                     total += _copy(source, pickle_bytes, limit, too_large)
                     pickle_bytes.seek(0)
-                    _check_pickle(pickle_bytes, label, f"policy.pth's '{name}'")
+                    _check_pickle(pickle_bytes, label, f"{member}'s '{name}'")
                     sink.write(pickle_bytes.getvalue())
                 else:
                     total += _copy(source, sink, limit, too_large)
@@ -882,7 +933,7 @@ def _check_finite(tensors: Mapping[str, th.Tensor], label: str, allow_nonfinite:
 
 def _is_layer(group: str) -> bool:
     """Whether a group is one Linear layer: an adapter, a trunk layer or a head (``pi.trunk.0``, ``vf.head``...)."""
-    return bool(re.fullmatch(r"(\w+\.)?(trunk\.\d+|head|adapter)", group))
+    return bool(re.fullmatch(r"(\w+\.)*(trunk\.\d+|head|adapter)", group))
 
 
 def _log_std_shapes(weight: th.Tensor) -> list[th.Size]:

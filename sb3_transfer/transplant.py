@@ -252,7 +252,8 @@ def _architecture_kwargs(network: SourceNetwork, target: str, quantiles: bool) -
     if network.algo == "module":
         return {}
     kwargs: dict[str, Any] = dict(net_arch=_net_arch(network.net_arch, target), activation_fn=network.activation_fn)
-    if quantiles and network.n_quantiles > 1 and (network.algo == "QRDQN") == (target == "QRDQN"):
+    # Quantiles of the head (QR-DQN) or of each critic (TQC): only into the same kind of network.
+    if quantiles and network.n_quantiles > 1 and (network.algo in _ACTOR_CRITICS) == (target in _ACTOR_CRITICS):
         kwargs["n_quantiles"] = network.n_quantiles
     if target == "ActorCritic" and network.share_features_extractor is False:
         kwargs["share_features_extractor"] = False

@@ -151,7 +151,7 @@ def test_terminal_summary_counts_the_runs_of_every_source_agent():
 
 def test_bench_command_errors(capsys):
     assert main(["bench", "--suite", "huge"]) == 2
-    assert "choose one of quick, standard, ppo, micro" in capsys.readouterr().err
+    assert "choose one of quick, standard, ppo, sac, micro" in capsys.readouterr().err
 
 
 def test_new_pair_is_a_few_lines():

@@ -241,9 +241,12 @@ def test_numpy_integers_are_accepted_in_action_map(cartpole_zip):
 def test_continuous_action_space_is_refused(cartpole_zip):
     with pytest.raises(IncompatibleSpaceError, match=r"Discrete.*Pendulum-v1"):
         load_and_adapt(cartpole_zip, "Pendulum-v1", verbose=0)
+    # SAC acts on Box actions only: the other way round.
+    with pytest.raises(IncompatibleSpaceError, match=r"SAC needs a Box .* CartPole-v1"):
+        load_and_adapt(cartpole_zip, "CartPole-v1", algo="SAC", verbose=0)
 
 
-@pytest.mark.parametrize("algo, match", [("sac", "not supported"), (int, "not supported")])
+@pytest.mark.parametrize("algo, match", [("crossq", "not supported"), (int, "not supported")])
 def test_unknown_algo_is_refused(cartpole_zip, algo, match):
     with pytest.raises(TransferConfigError, match=match):
         load_and_adapt(cartpole_zip, "CartPole-v1", algo=algo, verbose=0)

@@ -309,3 +309,114 @@ def test_ent_coef_of_a_damaged_variables_file_is_a_note(sources, tmp_path):
     network = read_source(path)
     assert network.ent_coef is None and any("entropy coefficient is not read" in n for n in network.notes)
     assert math.isfinite(float(sources[SAC][0].log_ent_coef.detach()))
+
+
+def test_a_live_model_gives_its_entropy_coefficient(sources):
+    model, _ = sources[SAC]
+    assert read_source(model).ent_coef == pytest.approx(float(model.log_ent_coef.detach().exp()))
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda s: s.pop("critic.qf0.2.weight"), r"critic\.qf0\.head is not a Linear layer"),
+        (lambda s: s.update({"critic.qf0.0.weight": th.tensor(1.0)}), r"critic\.qf0\.trunk\.0 is not a Linear layer"),
+        # Layers whose sizes do not chain: the network built from them would hold layers the file does not.
+        (lambda s: s.update({"critic.qf0.2.weight": th.zeros(1, 3000)}), r"critic\.qf0\.head takes 3000 inputs"),
+    ],
+    ids=["missing-weight", "scalar-weight", "unchained"],
+)
+def test_malformed_critics_are_refused_by_name(sources, change, match):
+    state = {k: v.clone() for k, v in sources[SAC][0].policy.state_dict().items()}
+    change(state)
+    with pytest.raises(InvalidSourceError, match=match):
+        read_source(state)
+
+
+def _rewrite_variables(path, out, variables):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    th.save(variables, buffer)
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = buffer.getvalue() if item.filename == "pytorch_variables.pth" else src.read(item.filename)
+            dst.writestr(item.filename, data)
+    return out
+
+
+@pytest.mark.parametrize(
+    "variables, note",
+    [
+        ({"log_ent_coef": th.tensor([1000.0])}, "outside"),  # e^1000: no coefficient, and no overflow
+        ({"log_ent_coef": th.tensor([100.0])}, "outside"),  # finite but beyond float32: would make training NaN
+        ({"log_ent_coef": th.zeros(400_000)}, "MAX_VARIABLES_BYTES"),  # 1.6 MB: past the member's budget, not read
+    ],
+    ids=["overflow", "huge", "too-large"],
+)
+def test_entropy_coefficient_from_a_hostile_file_is_not_used(sources, tmp_path, variables, note):
+    path = _rewrite_variables(sources[SAC][1], tmp_path / "hostile.zip", variables)
+    network = read_source(path)
+    assert network.ent_coef is None and any(note in n for n in network.notes)
+    model = load_and_adapt(path, "Pendulum-v1", transfer="all", verbose=0, **SMALL)
+    assert float(model.log_ent_coef.detach().exp()) == pytest.approx(1.0)  # SB3's start
+
+
+def test_ddpg_refuses_discrete_targets(sources):
+    with pytest.raises(IncompatibleSpaceError, match="DDPG needs a Box"):
+        load_and_adapt(sources[SAC][1], "CartPole-v1", algo="ddpg", verbose=0)
+
+
+def test_many_critics_are_groups_too():
+    model = TransferSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(n_critics=11, net_arch=[4]), **SMALL)
+    assert "critic.qf10.head" in model.policy.layer_groups()
+
+
+def test_a_one_group_optimizer_saved_by_sb3_keeps_its_group(tmp_path):
+    # An actor without hidden layers has one group, actor.head: SB3's one param group becomes it, named.
+    source = SAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=dict(pi=[], qf=[8])), **SMALL)
+    source.learn(16)
+    source.save(tmp_path / "own")
+    loaded = SAC.load(tmp_path / "own", custom_objects={"policy_class": TransferSACPolicy}, device="cpu")
+    assert [g["group"] for g in loaded.actor.optimizer.param_groups] == ["actor.head"]
+    assert set(loaded.policy.learning_rates()) == {
+        "actor.head",
+        "critic.qf0.trunk.0",
+        "critic.qf0.head",
+        "critic.qf1.trunk.0",
+        "critic.qf1.head",
+    }
+
+
+class TinyImageBoxEnv(gym.Env):
+    """Small uint8 images (as NatureCNN takes them) and one Box action."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(0, 255, (36, 36, 1), np.uint8)
+        self.action_space = spaces.Box(-1, 1, (1,), np.float32)
+        self._t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self._t += 1
+        return self.observation_space.sample(), 0.0, False, self._t >= 4, {}
+
+
+@pytest.mark.parametrize("algo, policy", [(TD3, "TransferTD3CnnPolicy"), (SAC, "TransferSACCnnPolicy")])
+def test_sb3_saved_shared_extractor_loads_with_its_critic_state(tmp_path, algo, policy):
+    # SB3's TD3 critic optimizer holds the shared extractor, SAC's does not; the Transfer policies give it to the actor.
+    import sb3_transfer
+
+    kwargs = dict(share_features_extractor=True, net_arch=[4], features_extractor_kwargs=dict(features_dim=4))
+    model = algo("CnnPolicy", TinyImageBoxEnv(), policy_kwargs=kwargs, **{**SMALL, "buffer_size": 64})
+    model.learn(16)
+    model.save(tmp_path / "own")
+    loaded = algo.load(tmp_path / "own", custom_objects={"policy_class": getattr(sb3_transfer, policy)}, device="cpu")
+    for name, param in loaded.critic.named_parameters():
+        if "features_extractor" not in name:
+            assert loaded.critic.optimizer.state[param]["exp_avg"] is not None, name
