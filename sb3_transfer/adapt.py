@@ -204,8 +204,6 @@ def apply_fine_tuning_defaults(model: BaseAlgorithm, report: TransferReport, use
       times the learning rate; new layers at the full rate (``docs/fine-tuning.md`` gives the measurements behind it).
     - DQN / QR-DQN: ``exploration_initial_eps`` (set by :class:`~sb3_transfer.TransferDQN` itself): with the head carried
       over, epsilon starts at its final value instead of 1.0, since the pretrained policy already acts on what it learnt.
-    - SAC / TQC: ``ent_coef`` (set by :class:`~sb3_transfer.TransferSAC` itself): with the actor's head carried over
-      from a SAC / TQC source that recorded it, the learnt entropy coefficient starts at the source's instead of 1.0.
 
     :param model: The model, after the transplant.
     :param report: The transplant's report.
@@ -213,12 +211,11 @@ def apply_fine_tuning_defaults(model: BaseAlgorithm, report: TransferReport, use
     :return: ``{name: {"value": ..., "reason": ...}}`` for each setting chosen.
     """
     settings: dict[str, Any] = {}
-    if isinstance(model, TransferSAC | TransferTQC):
-        return _sac_defaults(model)
     if not isinstance(model, TransferDQN | TransferQRDQN):
         report.notes.append(
-            f"no fine-tuning defaults are set for {_sb3_name(type(model))} yet (they are measured for DQN only): "
-            "the model trains with the algorithm's own settings."
+            f"{_sb3_name(type(model))} trains with the algorithm's own settings: sb3-transfer's fine-tuning defaults "
+            "are DQN / QR-DQN's (for PPO's learning rate and SAC's entropy coefficient the benchmarks found no better "
+            "setting: benchmarks/results/README.md)."
         )
         return settings
     groups = model.policy.layer_groups()  # type: ignore[operator]
@@ -238,19 +235,6 @@ def apply_fine_tuning_defaults(model: BaseAlgorithm, report: TransferReport, use
             "do not throw the jumpstart away",
         }
     return settings
-
-
-def _sac_defaults(model: BaseAlgorithm) -> dict[str, Any]:
-    coef = getattr(model, "ent_coef_from_source", None)
-    if coef is None:
-        return {}
-    return {
-        "ent_coef": {
-            "value": model.ent_coef,  # type: ignore[attr-defined]
-            "reason": "the actor is pretrained: its learnt entropy coefficient starts at the source's instead of SB3's "
-            "1.0, which would first push the pretrained policy toward random actions",
-        }
-    }
 
 
 def _vecnormalize_stats(vecnormalize: Any, source: Any) -> VecNormalizeStats | None:

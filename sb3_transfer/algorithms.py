@@ -435,33 +435,34 @@ class TransferMaskablePPO(BuiltFromSourceMixin, MaskablePPO):  # type: ignore[mi
 
 
 class _EntropyAfterTransfer(BuiltFromSourceMixin):
-    """``ent_coef=None``: SB3's ``"auto"``, starting at the source's learnt coefficient when the pretrained actor acts."""
+    """``ent_coef="source"``: SB3's ``"auto"``, starting at the source's learnt coefficient when the pretrained actor acts."""
 
     ent_coef: Any
     log_ent_coef: th.Tensor
     #: The coefficient taken from the source (``None``: SB3's own start).
     ent_coef_from_source: float | None = None
 
-    def __init__(self, *args: Any, ent_coef: float | str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, ent_coef=ent_coef, **kwargs)  # type: ignore[call-arg]
-
     def _setup_model(self) -> None:
-        automatic = self.ent_coef is None
-        if automatic:
+        from_source = self.ent_coef == "source"
+        if from_source:
             self.ent_coef = "auto"
         super()._setup_model()
         report = self.transfer_report
         coef = getattr(self.policy, "pretrained_ent_coef", None)
-        if automatic and report is not None and coef and layout_of(self.policy).action_head in report.carried():
-            # SB3's 1.0 would first push the pretrained actor toward random actions, whatever its source had learnt.
+        if from_source and report is not None and coef and layout_of(self.policy).action_head in report.carried():
             self.ent_coef, self.ent_coef_from_source = f"auto_{coef:.6g}", coef
             with th.no_grad():  # in place: SAC's entropy optimizer holds this tensor
                 self.log_ent_coef.fill_(math.log(coef))
+            report.notes.append(f"ent_coef='source': the learnt entropy coefficient starts at the source's, {coef:.4g}.")
+        elif from_source and report is not None:
+            report.notes.append("ent_coef='source': the source's coefficient is not known or its actor not carried over; 1.0.")
 
 
 _ENT_COEF_DOC = """
-    :param ent_coef: As in ``SAC``; ``None`` (the default): SB3's ``"auto"``, its learnt coefficient starting at 1.0, or
-        at the source's learnt coefficient (a SAC / TQC zip records it) when the pretrained actor's head is carried over.
+    :param ent_coef: As in ``SAC`` (``"auto"``: learnt, starting at 1.0); also ``"source"``: learnt, starting at the
+        source's learnt coefficient (a SAC / TQC zip or model records it) when the pretrained actor's head is carried
+        over. Not the default: on the ``sac`` benchmark it did no better than SB3's start
+        (``benchmarks/results/README.md``).
     :param kwargs: The algorithm's arguments."""
 
 
