@@ -65,7 +65,7 @@ SB3_ALGOS: dict[str, type[BaseAlgorithm]] = {
 _DISCRETE_ONLY = (TransferDQN, TransferQRDQN, TransferMaskablePPO)
 _BOX_ONLY = (TransferSAC, TransferTQC, TransferTD3, TransferDDPG)
 #: The algorithm of a source whose own is not recorded, by its policy family.
-_FAMILY_ALGOS = {"ActorCritic": TransferPPO, "SAC": TransferSAC, "TD3": TransferTD3}
+_FAMILY_ALGOS: dict[str, type[BaseAlgorithm]] = {"ActorCritic": TransferPPO, "SAC": TransferSAC, "TD3": TransferTD3}
 
 
 def load_and_adapt(

@@ -643,12 +643,12 @@ def _load_weights(
     label: str,
     trust_source: bool,
     member: str = "policy.pth",
-    limit: tuple[int, str] = (MAX_WEIGHTS_BYTES, "MAX_WEIGHTS_BYTES"),
+    limit: tuple[int, str] | None = None,
 ) -> Mapping[Any, Any]:
     """
     ``policy.pth``'s state dict (or another member's, such as ``pytorch_variables.pth``): unpacked within the limits
-    (``limit``: the bytes its records may unpack to in all, and the constant's name), its pickle checked, then read by
-    ``torch.load``.
+    (``limit``: the bytes its records may unpack to in all, and the constant's name; default ``MAX_WEIGHTS_BYTES``), its
+    pickle checked, then read by ``torch.load``.
     """
     weights = _unpack_weights(weights, label, member, limit)  # rebinding frees the member's own bytes before loading
     try:
@@ -680,7 +680,7 @@ def _unpack_weights(
     weights: io.BytesIO,
     label: str,
     member: str = "policy.pth",
-    limit: tuple[int, str] = (MAX_WEIGHTS_BYTES, "MAX_WEIGHTS_BYTES"),
+    limit: tuple[int, str] | None = None,
 ) -> io.BytesIO:
     """
     ``policy.pth`` as ``torch.load`` is to read it. PyTorch's zip format (PyTorch >= 1.6) is unpacked record by record
@@ -694,7 +694,8 @@ def _unpack_weights(
     weights.seek(0)
     if magic.startswith(b"PK\x03\x04"):  # what torch.load takes for its zip format
         try:
-            return _repack_torch_zip(weights, label, member, limit)
+            # (The module's constant read now, not when the function was defined: callers may change it.)
+            return _repack_torch_zip(weights, label, member, limit or (MAX_WEIGHTS_BYTES, "MAX_WEIGHTS_BYTES"))
         except TransferError:
             raise
         except _ZIP_ERRORS as e:

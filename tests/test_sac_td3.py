@@ -181,15 +181,16 @@ def test_sb3_saved_optimizers_load_into_the_grouped_ones(tmp_path):
 
 @pytest.mark.parametrize(
     "user_coef, transfer, expected",
-    [(None, "all", "source"), ("auto", "all", 1.0), (None, "trunk", 1.0), ("auto_0.3", "all", 0.3)],
+    [(None, "all", 1.0), ("source", "all", "source"), ("source", "trunk", 1.0), ("auto_0.3", "all", 0.3)],
 )
-def test_entropy_coefficient_goes_on_from_the_source_only_with_its_actor(sources, user_coef, transfer, expected):
+def test_entropy_coefficient_starts_at_the_sources_only_when_asked_and_with_its_actor(sources, user_coef, transfer, expected):
     source, path = sources[SAC]
     kwargs = {} if user_coef is None else dict(ent_coef=user_coef)
     model = load_and_adapt(path, "Pendulum-v1", transfer=transfer, verbose=0, **kwargs, **SMALL)
     value = float(source.log_ent_coef.detach().exp()) if expected == "source" else expected
     assert float(model.log_ent_coef.detach().exp()) == pytest.approx(value)
-    assert ("ent_coef" in model.transfer_report.settings) == (expected == "source")
+    assert (model.ent_coef_from_source is not None) == (expected == "source")
+    assert any("ent_coef='source'" in note for note in model.transfer_report.notes) == (user_coef == "source")
 
 
 @pytest.mark.parametrize(
@@ -359,7 +360,7 @@ def test_entropy_coefficient_from_a_hostile_file_is_not_used(sources, tmp_path, 
     path = _rewrite_variables(sources[SAC][1], tmp_path / "hostile.zip", variables)
     network = read_source(path)
     assert network.ent_coef is None and any(note in n for n in network.notes)
-    model = load_and_adapt(path, "Pendulum-v1", transfer="all", verbose=0, **SMALL)
+    model = load_and_adapt(path, "Pendulum-v1", transfer="all", ent_coef="source", verbose=0, **SMALL)
     assert float(model.log_ent_coef.detach().exp()) == pytest.approx(1.0)  # SB3's start
 
 
