@@ -435,11 +435,11 @@ def _build(args: argparse.Namespace) -> tuple[Any, str]:
 
     network = None if args.source == "scratch" else read_source(args.source, trust_source=args.trust_source)
     trained_with = (network.trained_with or "").lower() if network is not None else ""
-    if not args.algo and network is not None and network.algo == "ActorCritic":
+    if not args.algo and network is not None and network.algo in ("ActorCritic", "SAC", "TD3"):
         raise TransferConfigError(
-            f"{network.description} is an actor-critic model ({network.trained_with or 'PPO / A2C'}): the command line "
-            "trains DQN and QR-DQN targets only so far. Give --algo dqn to carry its extractor and hidden layers into "
-            "a DQN, or use load_and_adapt from Python for a PPO / A2C target."
+            f"{network.description} is an actor-critic model ({network.trained_with or network.algo}): the command "
+            "line trains DQN and QR-DQN targets only so far. Give --algo dqn to carry its extractor and hidden layers "
+            f"into a DQN, or use load_and_adapt from Python for a {network.trained_with or network.algo} target."
         )
     algo = args.algo or (trained_with if trained_with in ALGO_NAMES else "dqn")
     hyperparams, _, origin = zoo_hyperparams(algo, args.env)
