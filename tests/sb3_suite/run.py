@@ -300,6 +300,9 @@ def pytest_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, [env.get("PYTHONPATH")])])
     env.pop("PYTEST_ADDOPTS", None)
     env.setdefault("CUDA_VISIBLE_DEVICES", "")  # the tests' "auto" device is the CPU for both runs
+    # One torch thread for both runs: on 2 shared cores torch's two threads wait on each other whenever other work
+    # takes a core, and a test then takes 10 times as long in one run as in the other (PPO's test_cnn: 2 s, 25 s).
+    env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
 
