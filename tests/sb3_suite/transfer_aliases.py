@@ -1,75 +1,165 @@
 """
-A pytest plugin that makes SB3's ``DQN`` and sb3-contrib's ``QRDQN`` build sb3-transfer's policies for their policy
-names, so that SB3's and sb3-contrib's own tests run against them::
+A pytest plugin that makes SB3's and sb3-contrib's algorithms build sb3-transfer's policies for their policy names, so
+that SB3's and sb3-contrib's own tests run against them::
 
     PYTHONPATH=tests/sb3_suite python -m pytest -p transfer_aliases <SB3's tests>
+    PYTHONPATH=tests/sb3_suite python -m pytest -p transfer_aliases --transfer-aliases PPO,A2C <SB3's tests>
 
-``DQN("MlpPolicy", ...)`` then builds a :class:`~sb3_transfer.TransferDQNPolicy`, ``"CnnPolicy"`` a
-``TransferDQNCnnPolicy``, ``"MultiInputPolicy"`` a ``TransferDQNMultiInputPolicy`` (and the same for ``QRDQN``): the
-aliases of :class:`~sb3_transfer.TransferDQN` and :class:`~sb3_transfer.TransferQRDQN`. SB3's and sb3-contrib's tests
-name policies by these strings only (none imports ``stable_baselines3.dqn.MlpPolicy`` or
-``sb3_contrib.qrdqn.MlpPolicy``), so the algorithms' ``policy_aliases`` are all there is to swap; the module attributes
-are swapped as well, for any test that would import them. The swap is made for the whole session when the plugin is
-configured and undone when pytest unconfigures it. The library itself never does this: it is a test harness's patch.
+``PPO("MlpPolicy", ...)`` then builds a :class:`~sb3_transfer.TransferActorCriticPolicy`, ``DQN("CnnPolicy", ...)`` a
+``TransferDQNCnnPolicy``, and so on: each covered algorithm's ``policy_aliases`` become those of its Transfer algorithm
+(:data:`ALGORITHMS`: ``DQN`` takes :class:`~sb3_transfer.TransferDQN`'s, ``MaskablePPO`` takes
+:class:`~sb3_transfer.TransferMaskablePPO`'s...). An algorithm whose Transfer algorithm sb3-transfer does not have (yet)
+is left as it is. ``--transfer-aliases`` names the algorithms to swap (default: every one that can be).
+
+SB3's and sb3-contrib's tests name policies by these strings only (none imports ``stable_baselines3.ppo.MlpPolicy``),
+so the algorithms' ``policy_aliases`` are all there is to swap; the attributes of the algorithm's package
+(``stable_baselines3.ppo.MlpPolicy``) are swapped as well, for any test that would import them. The swap is made for
+the whole session when the plugin is configured and undone when pytest unconfigures it. The library itself never does
+this: it is a test harness's patch.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-#: What was there before the swap: (object, attribute or key, old value, is a dict key).
-_saved: list[tuple[Any, str, Any, bool]] = []
+
+@dataclass(frozen=True)
+class Covered:
+    """An algorithm whose policy aliases the plugin swaps, named by strings: nothing is imported until the swap."""
+
+    algorithm: str  # the class name, as the tests use it
+    package: str  # the module that exports the class: stable_baselines3 or sb3_contrib
+    policies: str  # the module whose MlpPolicy / CnnPolicy / MultiInputPolicy attributes are swapped too
+    transfer: str  # the sb3_transfer algorithm whose policy_aliases are registered
+
+    def transfer_algorithm(self) -> type | None:
+        """sb3-transfer's algorithm, or None when this version of sb3-transfer does not have it."""
+        import sb3_transfer
+
+        return getattr(sb3_transfer, self.transfer, None)
 
 
-def _targets() -> list[tuple[Any, Any, dict[str, type]]]:
-    import sb3_contrib.qrdqn
-    import stable_baselines3.dqn
-    from sb3_contrib import QRDQN
-    from stable_baselines3 import DQN
+#: Every algorithm the plugin knows, SB3's first. SAC, TD3, DDPG and TQC count once sb3-transfer has their Transfer
+#: algorithm; until then :func:`available` leaves them out.
+ALGORITHMS: tuple[Covered, ...] = (
+    Covered("DQN", "stable_baselines3", "stable_baselines3.dqn", "TransferDQN"),
+    Covered("PPO", "stable_baselines3", "stable_baselines3.ppo", "TransferPPO"),
+    Covered("A2C", "stable_baselines3", "stable_baselines3.a2c", "TransferA2C"),
+    Covered("SAC", "stable_baselines3", "stable_baselines3.sac", "TransferSAC"),
+    Covered("TD3", "stable_baselines3", "stable_baselines3.td3", "TransferTD3"),
+    # DDPG's package re-exports TD3's policies: swapping its attributes leaves stable_baselines3.td3's alone.
+    Covered("DDPG", "stable_baselines3", "stable_baselines3.ddpg", "TransferDDPG"),
+    Covered("QRDQN", "sb3_contrib", "sb3_contrib.qrdqn", "TransferQRDQN"),
+    Covered("MaskablePPO", "sb3_contrib", "sb3_contrib.ppo_mask", "TransferMaskablePPO"),
+    Covered("TQC", "sb3_contrib", "sb3_contrib.tqc", "TransferTQC"),
+)
 
-    from sb3_transfer import TransferDQN, TransferQRDQN
 
-    return [
-        (DQN, stable_baselines3.dqn, dict(TransferDQN.policy_aliases)),
-        (QRDQN, sb3_contrib.qrdqn, dict(TransferQRDQN.policy_aliases)),
-    ]
+def available() -> list[Covered]:
+    """The algorithms of :data:`ALGORITHMS` whose Transfer algorithm this version of sb3-transfer has."""
+    return [c for c in ALGORITHMS if c.transfer_algorithm() is not None]
 
 
-def swap_aliases() -> dict[str, dict[str, str]]:
+def covered(names: Iterable[str] | None = None) -> list[Covered]:
     """
-    Register sb3-transfer's policies as ``DQN``'s and ``QRDQN``'s ``MlpPolicy`` / ``CnnPolicy`` / ``MultiInputPolicy``.
+    The entries of the named algorithms (case-insensitive), in :data:`ALGORITHMS`' order, or all those available.
 
+    :raise ValueError: for a name that is not covered, or whose Transfer algorithm sb3-transfer does not have.
+    """
+    if names is None:
+        return available()
+    wanted = {n.strip().lower() for n in names if n.strip()}
+    known = {c.algorithm.lower(): c for c in ALGORITHMS}
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise ValueError(f"not covered: {', '.join(unknown)} (covered: {', '.join(c.algorithm for c in ALGORITHMS)})")
+    missing = sorted(known[n].transfer for n in wanted if known[n].transfer_algorithm() is None)
+    if missing:
+        raise ValueError(f"sb3_transfer has no {', '.join(missing)}")
+    return [c for c in ALGORITHMS if c.algorithm.lower() in wanted]
+
+
+_MISSING = object()
+#: What was there before the swap, newest last: (object, attribute, old value or _MISSING when it had none of its own).
+_saved: list[tuple[Any, str, Any]] = []
+
+
+def _set(target: Any, name: str, value: Any) -> None:
+    _saved.append((target, name, vars(target).get(name, _MISSING)))
+    setattr(target, name, value)
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+def swap_one(algo: type, module: Any, aliases: dict[str, type]) -> None:
+    """
+    Give ``algo`` a ``policy_aliases`` dict of its own, with ``aliases`` over its entries, and set the same names on
+    ``module``. A new dict rather than an edit of the old one: DDPG has no ``policy_aliases`` of its own and reads
+    TD3's, so editing TD3's dict would swap DDPG's policies too. Subclasses that read ``algo``'s dict are pinned to
+    the old one first (DDPG when only TD3 is swapped, sb3-transfer's own Transfer algorithms), so that the swap
+    reaches exactly the algorithms named.
+    """
+    old = algo.policy_aliases
+    for sub in _subclasses(algo):
+        if "policy_aliases" not in vars(sub) and sub.policy_aliases is old:
+            _set(sub, "policy_aliases", old)
+    _set(algo, "policy_aliases", {**old, **aliases})
+    for name, policy in aliases.items():
+        if hasattr(module, name):
+            _set(module, name, policy)
+
+
+def swap_aliases(names: Iterable[str] | None = None) -> dict[str, dict[str, str]]:
+    """
+    Register sb3-transfer's policies as the named algorithms' ``MlpPolicy`` / ``CnnPolicy`` / ``MultiInputPolicy``.
+
+    :param names: the algorithms (see :func:`covered`); default: every one whose Transfer algorithm exists.
     :return: ``{algorithm: {alias: policy class name}}``, what was swapped.
     """
     swapped: dict[str, dict[str, str]] = {}
-    for algo, module, aliases in _targets():
-        # The algorithm's own dict (a class attribute of DQN / QRDQN, not inherited from BaseAlgorithm): replace its
-        # entries in place, so that subclasses that share it (none in SB3) see the same.
-        assert "policy_aliases" in vars(algo), f"{algo.__name__}.policy_aliases is inherited: this plugin needs updating"
-        for name, policy in aliases.items():
-            _saved.append((algo.policy_aliases, name, algo.policy_aliases[name], True))
-            algo.policy_aliases[name] = policy
-            if hasattr(module, name):
-                _saved.append((module, name, getattr(module, name), False))
-                setattr(module, name, policy)
-        swapped[algo.__name__] = {name: policy.__name__ for name, policy in aliases.items()}
+    for entry in covered(names):
+        algo = getattr(importlib.import_module(entry.package), entry.algorithm)
+        aliases = dict(entry.transfer_algorithm().policy_aliases)
+        swap_one(algo, importlib.import_module(entry.policies), aliases)
+        swapped[entry.algorithm] = {name: policy.__name__ for name, policy in aliases.items()}
     return swapped
 
 
 def restore_aliases() -> None:
-    """Undo :func:`swap_aliases`."""
+    """Undo :func:`swap_aliases` (and :func:`swap_one`)."""
     while _saved:
-        target, name, old, is_key = _saved.pop()
-        if is_key:
-            target[name] = old
+        target, name, old = _saved.pop()
+        if old is _MISSING:
+            delattr(target, name)
         else:
             setattr(target, name, old)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--transfer-aliases",
+        metavar="ALGOS",
+        help="comma-separated algorithms whose policy aliases to swap (default: every one sb3-transfer covers)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_swapped_key] = swap_aliases()
+    names = config.getoption("transfer_aliases")
+    try:
+        config.stash[_swapped_key] = swap_aliases(names.split(",") if names else None)
+    except ValueError as e:
+        restore_aliases()
+        raise pytest.UsageError(f"--transfer-aliases: {e}") from e
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
